@@ -1,0 +1,143 @@
+// Command msgbus runs the msgbus HTTP push message bus.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/msgbus/msgbus/server"
+	"github.com/msgbus/msgbus/server/hub"
+)
+
+func main() {
+	if err := newApp().Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "msgbus:", err)
+		os.Exit(1)
+	}
+}
+
+func newApp() *cli.App {
+	var verbosity int
+	return &cli.App{
+		Name:      "msgbus",
+		Usage:     "an HTTP server-push message bus",
+		UsageText: "msgbus [-l ADDR] [-p PORT] [-d DIR] [-s SECRET] [-v]...",
+		Description: "Publish with POST /msgbus/<channel> (the body is the message, its Content-Type its type);\n" +
+			"subscribe with GET /msgbus/<channel>, a multipart/x-mixed-replace stream of every message\n" +
+			"published to the channel or below it. GET /msgbus/ watches every channel.\n\n" +
+			"   curl -N localhost:8888/msgbus/news &\n" +
+			"   curl -d 'hello' -H 'Content-Type: text/plain' localhost:8888/msgbus/news",
+		HideHelpCommand: true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, EnvVars: []string{"MSGBUS_LISTEN"},
+				Usage: "listen on `ADDR`: a host, host:port or http://*:4000 (default: every interface)"},
+			&cli.IntFlag{Name: "port", Aliases: []string{"p"}, Value: 8888, EnvVars: []string{"MSGBUS_PORT"},
+				Usage: "listen on `PORT` unless -l names one"},
+			&cli.StringFlag{Name: "web-root", Aliases: []string{"d"}, EnvVars: []string{"MSGBUS_WEB_ROOT"},
+				Usage: "serve static files from `DIR` at every path outside /msgbus/ (never a file outside DIR)"},
+			&cli.StringFlag{Name: "secret", Aliases: []string{"s"}, EnvVars: []string{"MSGBUS_SECRET"},
+				Usage: "require HTTP Basic auth with password `SECRET`; the user name is the From of what it publishes"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Count: &verbosity,
+				Usage: "log more: -v logs at debug level (each subscribe and unsubscribe)"},
+			&cli.IntFlag{Name: "max-message-bytes", Value: server.DefaultMaxMessageBytes, EnvVars: []string{"MSGBUS_MAX_MESSAGE_BYTES"},
+				Usage: "refuse a published body over `N` bytes with 413"},
+			&cli.IntFlag{Name: "max-queue-bytes", Value: hub.DefaultMaxQueueBytes, EnvVars: []string{"MSGBUS_MAX_QUEUE_BYTES"},
+				Usage: "disconnect a subscriber that falls `N` bytes behind (it is too slow to keep up)"},
+			&cli.IntFlag{Name: "max-subscribers", EnvVars: []string{"MSGBUS_MAX_SUBSCRIBERS"},
+				Usage: "refuse subscribers beyond `N` with 503 (0: no limit)"},
+			&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"MSGBUS_TLS_CERT"},
+				Usage: "serve HTTPS with the PEM certificate (chain) in `FILE`; needs --tls-key"},
+			&cli.StringFlag{Name: "tls-key", EnvVars: []string{"MSGBUS_TLS_KEY"},
+				Usage: "the PEM private key in `FILE` for --tls-cert"},
+			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"MSGBUS_LOG_FORMAT"},
+				Usage: "log as `FORMAT`: text or json"},
+			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"MSGBUS_LOG_LEVEL"},
+				Usage: "log at `LEVEL` and above: debug, info, warn or error"},
+			&cli.DurationFlag{Name: "shutdown-timeout", Value: 5 * time.Second, EnvVars: []string{"MSGBUS_SHUTDOWN_TIMEOUT"},
+				Usage: "on SIGINT or SIGTERM, wait up to `DURATION` for streams to end before closing them"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return fmt.Errorf("unexpected argument %q; see msgbus --help", c.Args().First())
+			}
+			log, err := newLogger(c.String("log-format"), c.String("log-level"), verbosity)
+			if err != nil {
+				return err
+			}
+			addr, err := server.ListenAddress(c.String("listen"), c.Int("port"))
+			if err != nil {
+				return err
+			}
+			srv, err := server.New(server.Config{
+				MaxMessageBytes: c.Int("max-message-bytes"),
+				MaxQueueBytes:   c.Int("max-queue-bytes"),
+				MaxSubscribers:  c.Int("max-subscribers"),
+				Secret:          c.String("secret"),
+				WebRoot:         c.String("web-root"),
+				TLSCertFile:     c.String("tls-cert"),
+				TLSKeyFile:      c.String("tls-key"),
+				Logger:          log,
+			})
+			if err != nil {
+				return err
+			}
+			return run(srv, addr, c.Duration("shutdown-timeout"), log)
+		},
+	}
+}
+
+// run serves until SIGINT or SIGTERM, then shuts down within timeout.
+func run(srv *server.Server, addr string, timeout time.Duration, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another msgbus running? choose another with -p)", addr, err)
+	}
+	log.Info("msgbus listening", "addr", ln.Addr().String())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	stop()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown timed out; closed the remaining connections", "err", err)
+	}
+	<-served
+	st := srv.Hub().Stats()
+	log.Info("stopped", "published", st.Published, "delivered", st.Delivered, "slow_disconnects", st.SlowDisconnects)
+	return nil
+}
+
+func newLogger(format, level string, verbosity int) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	if verbosity > 0 && lv > slog.LevelDebug {
+		lv = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

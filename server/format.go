@@ -1,0 +1,79 @@
+package server
+
+import (
+	"bytes"
+	"net/url"
+	"strconv"
+
+	"github.com/msgbus/msgbus/multipart"
+	"github.com/msgbus/msgbus/server/hub"
+)
+
+// The two framings of the multipart stream. An HTTP/1.1 subscriber gets each
+// part as one chunk; an HTTP/1.0 one gets the bare part, the stream ending
+// when the connection closes. The bare part is a slice of the chunked frame,
+// so a message's body is copied once for both.
+var (
+	chunked hub.Format = chunkedFormat{}
+	plain   hub.Format = plainFormat{}
+)
+
+// Response heads, queued before the first part so that they and the parts
+// go out through the stream's one writer.
+var (
+	chunkedHead = []byte("HTTP/1.1 200 OK\r\n" +
+		"Content-Type: " + multipart.ContentType + "\r\n" +
+		"Cache-Control: no-cache\r\n" +
+		"Transfer-Encoding: chunked\r\n\r\n")
+	plainHead = []byte("HTTP/1.0 200 OK\r\n" +
+		"Content-Type: " + multipart.ContentType + "\r\n" +
+		"Cache-Control: no-cache\r\n" +
+		"Connection: close\r\n\r\n")
+)
+
+type chunkedFormat struct{}
+
+// Encode builds "<hex size>\r\n<part>\r\n" in one allocation.
+func (chunkedFormat) Encode(m *hub.Message, located bool) []byte {
+	h := multipart.Header{From: m.Sender, ContentType: m.Type}
+	if located {
+		h.ContentLocation = busPath(m.Channel)
+	}
+	n := multipart.PartLen(multipart.Boundary, h, len(m.Body))
+	b := make([]byte, 0, 16+2+n+2)
+	b = strconv.AppendUint(b, uint64(n), 16)
+	b = append(b, "\r\n"...)
+	b = multipart.AppendPart(b, multipart.Boundary, h, m.Body)
+	return append(b, "\r\n"...)
+}
+
+var chunkedEnd = chunk(multipart.AppendEnd(nil, multipart.Boundary), []byte("0\r\n\r\n"))
+
+func (chunkedFormat) End() []byte { return chunkedEnd }
+
+type plainFormat struct{}
+
+// Encode slices the part out of the chunked frame.
+func (plainFormat) Encode(m *hub.Message, located bool) []byte {
+	c := m.Frame(chunked, located)
+	return c[bytes.IndexByte(c, '\n')+1 : len(c)-2]
+}
+
+var plainEnd = multipart.AppendEnd(nil, multipart.Boundary)
+
+func (plainFormat) End() []byte { return plainEnd }
+
+// chunk frames p as one HTTP/1.1 chunk, followed by tail.
+func chunk(p, tail []byte) []byte {
+	b := strconv.AppendUint(nil, uint64(len(p)), 16)
+	b = append(b, "\r\n"...)
+	b = append(b, p...)
+	b = append(b, "\r\n"...)
+	return append(b, tail...)
+}
+
+// busPath is the URL path of channel on the msgbus protocol, escaped for a
+// header: "/msgbus/a%20b/c".
+func busPath(channel string) string {
+	return (&url.URL{Path: busPrefix + channel}).EscapedPath()
+}

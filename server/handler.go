@@ -1,0 +1,182 @@
+package server
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"strconv"
+	"strings"
+
+	"net"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/msgbus/msgbus/multipart"
+	"github.com/msgbus/msgbus/server/hub"
+)
+
+const defaultType = "application/octet-stream"
+
+// handle routes one request: auth first, then the bus under /msgbus/, then
+// the web root.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	user, ok := s.authenticate(ctx)
+	if !ok {
+		return
+	}
+	path := ctx.Request.URI().PathOriginal()
+	switch {
+	case bytes.HasPrefix(path, []byte(busPrefix)):
+		s.handleBus(ctx, string(path[len(busPrefix):]), user)
+	case string(path) == "/msgbus":
+		s.handleBus(ctx, "", user)
+	case s.static != nil:
+		if !ctx.IsGet() && !ctx.IsHead() {
+			methodNotAllowed(ctx, "GET, HEAD")
+			return
+		}
+		s.static(ctx)
+	default:
+		fail(ctx, fasthttp.StatusNotFound, "not found: the bus is at /msgbus/<channel>")
+	}
+}
+
+// authenticate checks HTTP Basic auth when a secret is set and returns the
+// user name, which becomes the From of what the request publishes. It
+// answers 401 itself and reports false when the request may not go on.
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (string, bool) {
+	if s.cfg.Secret == "" {
+		return "", true
+	}
+	user, pass, ok := basicAuth(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
+	if ok && subtle.ConstantTimeCompare([]byte(pass), []byte(s.cfg.Secret)) == 1 {
+		if !(multipart.Header{From: user}).Valid() {
+			fail(ctx, fasthttp.StatusBadRequest, "user name holds a control character")
+			return "", false
+		}
+		return user, true
+	}
+	ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Basic realm="msgbus"`)
+	fail(ctx, fasthttp.StatusUnauthorized, "unauthorized: use HTTP Basic auth with the bus's secret as password")
+	return "", false
+}
+
+// basicAuth parses an Authorization header of the Basic scheme.
+func basicAuth(h []byte) (user, pass string, ok bool) {
+	const prefix = "basic "
+	if len(h) < len(prefix) || !strings.EqualFold(string(h[:len(prefix)]), prefix) {
+		return "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(string(h[len(prefix):]))
+	if err != nil {
+		return "", "", false
+	}
+	user, pass, ok = strings.Cut(string(raw), ":")
+	return user, pass, ok
+}
+
+// handleBus serves /msgbus/<raw>: GET subscribes, POST and PUT publish.
+func (s *Server) handleBus(ctx *fasthttp.RequestCtx, raw, user string) {
+	switch {
+	case ctx.IsGet():
+		channel, err := parseChannel(raw, true)
+		if err != nil {
+			fail(ctx, fasthttp.StatusBadRequest, err.Error())
+			return
+		}
+		s.subscribe(ctx, channel)
+	case ctx.IsPost() || ctx.IsPut():
+		channel, err := parseChannel(raw, false)
+		if err != nil {
+			fail(ctx, fasthttp.StatusBadRequest, err.Error())
+			return
+		}
+		s.publish(ctx, channel, user)
+	default:
+		methodNotAllowed(ctx, "GET, POST, PUT")
+	}
+}
+
+// publish hands the body to the hub and answers 204 once every current
+// subscriber has it queued, with the message's id and how many subscribers
+// it reached.
+func (s *Server) publish(ctx *fasthttp.RequestCtx, channel, user string) {
+	typ := string(ctx.Request.Header.ContentType())
+	if typ == "" {
+		typ = defaultType
+	}
+	if !(multipart.Header{ContentType: typ}).Valid() {
+		fail(ctx, fasthttp.StatusBadRequest, "Content-Type holds a control character")
+		return
+	}
+	// The body stays fasthttp's: the hub copies it into the frames during
+	// Publish and keeps nothing else.
+	m := &hub.Message{Channel: channel, Type: typ, Sender: user, Body: ctx.PostBody()}
+	n := s.hub.Publish(m)
+	ctx.Response.Header.Set("Msgbus-Id", strconv.FormatUint(m.ID, 10))
+	ctx.Response.Header.Set("Msgbus-Subscribers", strconv.Itoa(n))
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// subscribe takes over the connection for a multipart stream. The
+// subscription is made before the response head is written, so a message
+// published once the client has seen the head is never missed.
+func (s *Server) subscribe(ctx *fasthttp.RequestCtx, channel string) {
+	if max := s.cfg.MaxSubscribers; max > 0 && s.hub.Stats().Subscribers >= int64(max) {
+		fail(ctx, fasthttp.StatusServiceUnavailable, errTooMany)
+		return
+	}
+	args := ctx.QueryArgs()
+	filter := hub.NewFilter(string(args.Peek("type")), string(args.Peek("sender")))
+	format, head := chunked, chunkedHead
+	if !ctx.Request.Header.IsHTTP11() {
+		format, head = plain, plainHead
+	}
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		s.startStream(c, channel, hub.SubscribeOptions{Format: format, Filter: filter, Head: head})
+	})
+}
+
+const errTooMany = "too many subscribers: the server is at its --max-subscribers limit, try again later"
+
+// handleError answers what fasthttp could not parse, with one-line reasons.
+func (s *Server) handleError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		fail(ctx, fasthttp.StatusRequestEntityTooLarge,
+			"message too large: the limit is "+strconv.Itoa(s.cfg.MaxMessageBytes)+" bytes (--max-message-bytes)")
+	case errors.As(err, &small):
+		fail(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge,
+			"request header too large: the limit is "+strconv.Itoa(s.cfg.MaxHeaderBytes)+" bytes")
+	default:
+		var te interface{ Timeout() bool }
+		if errors.As(err, &te) && te.Timeout() {
+			fail(ctx, fasthttp.StatusRequestTimeout, "request timeout: the request took too long to arrive")
+			return
+		}
+		fail(ctx, fasthttp.StatusBadRequest, "malformed request: "+firstLine(err.Error()))
+	}
+	ctx.SetConnectionClose()
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// fail answers status with a one-line plain-text reason.
+func fail(ctx *fasthttp.RequestCtx, status int, reason string) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString(reason + "\n")
+}
+
+func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
+	ctx.Response.Header.Set(fasthttp.HeaderAllow, allow)
+	fail(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed: use "+allow)
+}

@@ -1,0 +1,267 @@
+// Package hub is the core of msgbus: the channel index, subscriptions with
+// their filters and bounded queues, and the fan-out that hands each published
+// message, encoded once per wire format, to every matching subscriber. It
+// knows nothing of HTTP; the server package adapts sockets to it.
+package hub
+
+import (
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+)
+
+// DefaultMaxQueueBytes caps a subscriber's queue when Config.MaxQueueBytes is zero.
+const DefaultMaxQueueBytes = 1 << 20
+
+const shardCount = 32
+
+// Config holds the hub's limits. The zero Config is usable.
+type Config struct {
+	// MaxQueueBytes caps the bytes waiting for one subscriber; past it the
+	// subscriber is dropped with ErrSlowConsumer. Zero means
+	// DefaultMaxQueueBytes. A single frame larger than the cap is still
+	// queued when the queue is empty.
+	MaxQueueBytes int
+	// MaxSubscribers caps live subscriptions; Subscribe refuses more with
+	// ErrTooManySubscribers. Zero means no limit.
+	MaxSubscribers int
+	// Logger receives slow-subscriber disconnects. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Hub is the channel index and fan-out. Its methods are safe for
+// concurrent use.
+//
+// The index is a map from channel name to node, sharded by hash; a publish
+// to "a/b/c" looks up the root, "a", "a/b" and "a/b/c" and so reaches the
+// subscribers of each without scanning other channels. A node exists only
+// while it has subscribers, so memory follows the live load.
+type Hub struct {
+	cfg    Config
+	log    *slog.Logger
+	seed   maphash.Seed
+	shards [shardCount]shard
+
+	nextID      atomic.Uint64
+	subscribers atomic.Int64
+	published   atomic.Uint64
+	delivered   atomic.Uint64
+	slow        atomic.Uint64
+
+	closeMu sync.RWMutex // held for writing by Close; for reading by Subscribe
+	closed  bool
+}
+
+type shard struct {
+	mu    sync.RWMutex
+	nodes map[string]*node
+}
+
+// node holds the subscribers of exactly one channel. Its mutex is held
+// across a whole fan-out, so every subscriber of a node sees that node's
+// messages in the same order.
+type node struct {
+	mu   sync.Mutex
+	subs []*Subscription
+}
+
+// New returns an empty hub.
+func New(cfg Config) *Hub {
+	if cfg.MaxQueueBytes <= 0 {
+		cfg.MaxQueueBytes = DefaultMaxQueueBytes
+	}
+	h := &Hub{cfg: cfg, log: cfg.Logger, seed: maphash.MakeSeed()}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	for i := range h.shards {
+		h.shards[i].nodes = make(map[string]*node)
+	}
+	return h
+}
+
+func (h *Hub) shard(channel string) *shard {
+	return &h.shards[maphash.String(h.seed, channel)%shardCount]
+}
+
+// SubscribeOptions describe a subscriber.
+type SubscribeOptions struct {
+	Format Format  // how the subscriber's frames are encoded; required
+	Filter *Filter // nil passes everything
+	// Head, if not nil, is queued before any message: a response header,
+	// say, so that it and the messages go out through one writer.
+	Head []byte
+	// Wake is called, without locks held, when frames arrive for a taker
+	// that found the queue empty, and when the subscription ends. It must
+	// not block: it typically starts a goroutine that calls Take until the
+	// queue is empty again. Required.
+	Wake func()
+}
+
+// Subscribe registers a subscriber to channel ("" for the root, which
+// receives every message) and returns its subscription. It fails with
+// ErrTooManySubscribers at the limit and ErrClosed after Close. The caller
+// must check the channel name first (CheckChannel). Once Subscribe returns,
+// every later Publish reaches the subscriber; the first Take returns Head.
+func (h *Hub) Subscribe(channel string, opts SubscribeOptions) (*Subscription, error) {
+	s := &Subscription{
+		hub: h, channel: channel, format: opts.Format, filter: opts.Filter,
+		max: h.cfg.MaxQueueBytes, wake: opts.Wake,
+	}
+	if opts.Head != nil {
+		s.queue = append(s.queue, opts.Head)
+	}
+	h.closeMu.RLock()
+	defer h.closeMu.RUnlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	if n := h.subscribers.Add(1); h.cfg.MaxSubscribers > 0 && n > int64(h.cfg.MaxSubscribers) {
+		h.subscribers.Add(-1)
+		return nil, ErrTooManySubscribers
+	}
+	sh := h.shard(channel)
+	sh.mu.Lock()
+	n := sh.nodes[channel]
+	if n == nil {
+		n = &node{}
+		sh.nodes[channel] = n
+	}
+	n.mu.Lock()
+	s.node, s.index = n, len(n.subs)
+	n.subs = append(n.subs, s)
+	n.mu.Unlock()
+	sh.mu.Unlock()
+	return s, nil
+}
+
+// Unsubscribe removes s from the index and ends it with ErrUnsubscribed
+// unless it has already ended. Frames already queued stay for the taker.
+// Calling it more than once is harmless; every subscription must be
+// unsubscribed once its writer is done, whatever ended it.
+func (h *Hub) Unsubscribe(s *Subscription) {
+	sh := h.shard(s.channel)
+	sh.mu.Lock()
+	n := s.node
+	if n == nil {
+		sh.mu.Unlock()
+		return
+	}
+	n.mu.Lock()
+	last := len(n.subs) - 1
+	moved := n.subs[last]
+	n.subs[s.index], moved.index = moved, s.index
+	n.subs[last] = nil
+	n.subs = n.subs[:last]
+	if len(n.subs) == 0 {
+		delete(sh.nodes, s.channel)
+	}
+	s.node = nil
+	n.mu.Unlock()
+	sh.mu.Unlock()
+	h.subscribers.Add(-1)
+	s.end(ErrUnsubscribed, nil)
+}
+
+// Publish assigns m an ID and queues it for every subscriber of m.Channel,
+// of its ancestors and of the root whose filter passes it, encoding it once
+// per format in use. It never waits for a subscriber's socket. It returns
+// the number of subscribers that got it queued. m must not be changed
+// afterwards; m.Channel must be a valid channel name.
+func (h *Hub) Publish(m *Message) int {
+	m.ID = h.nextID.Add(1)
+	delivered := 0
+	prefixes(m.Channel, func(p string) {
+		sh := h.shard(p)
+		sh.mu.RLock()
+		n := sh.nodes[p]
+		sh.mu.RUnlock()
+		if n != nil {
+			delivered += n.fanOut(m, p != m.Channel)
+		}
+	})
+	h.published.Add(1)
+	h.delivered.Add(uint64(delivered))
+	return delivered
+}
+
+// fanOut queues m for the node's subscribers. The frame of the previous
+// subscriber's format is kept at hand, since a node's subscribers mostly
+// share one.
+func (n *node) fanOut(m *Message, located bool) int {
+	var (
+		lastFormat Format
+		frame      []byte
+		delivered  int
+	)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, s := range n.subs {
+		if s.filter != nil && !s.filter.Match(m) {
+			continue
+		}
+		if s.format != lastFormat {
+			lastFormat, frame = s.format, m.Frame(s.format, located)
+		}
+		if s.enqueue(frame) {
+			delivered++
+		}
+	}
+	return delivered
+}
+
+// slowDisconnect logs and counts a subscriber dropped for its queue.
+func (h *Hub) slowDisconnect(s *Subscription, queued int) {
+	h.slow.Add(1)
+	h.log.Warn("disconnecting slow subscriber", "channel", "/"+s.channel,
+		"queued_bytes", queued, "limit_bytes", s.max)
+}
+
+// Close ends every subscription with ErrClosed after queueing its format's
+// End bytes, and refuses new ones. Publish after Close reaches nobody.
+func (h *Hub) Close() {
+	h.closeMu.Lock()
+	h.closed = true
+	h.closeMu.Unlock()
+	var subs []*Subscription
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for _, n := range sh.nodes {
+			n.mu.Lock()
+			subs = append(subs, n.subs...)
+			n.mu.Unlock()
+		}
+		sh.mu.RUnlock()
+	}
+	for _, s := range subs {
+		s.end(ErrClosed, s.format.End())
+	}
+}
+
+// Stats are counters since the hub started.
+type Stats struct {
+	Subscribers     int64  // live subscriptions
+	Channels        int    // channels (and the root) with a subscriber
+	Published       uint64 // messages published
+	Delivered       uint64 // subscriber deliveries queued
+	SlowDisconnects uint64 // subscribers dropped for an overflowing queue
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() Stats {
+	st := Stats{
+		Subscribers:     h.subscribers.Load(),
+		Published:       h.published.Load(),
+		Delivered:       h.delivered.Load(),
+		SlowDisconnects: h.slow.Load(),
+	}
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		st.Channels += len(sh.nodes)
+		sh.mu.RUnlock()
+	}
+	return st
+}

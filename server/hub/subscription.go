@@ -1,0 +1,139 @@
+package hub
+
+import (
+	"errors"
+	"sync"
+)
+
+// Reasons a subscription ends, returned by Take and Err.
+var (
+	// ErrSlowConsumer: the subscriber's queue passed its byte limit, so it
+	// was dropped rather than make the publisher wait or lose messages for
+	// everyone else. The stream is cut without a closing boundary.
+	ErrSlowConsumer = errors.New("hub: subscriber too slow: queue limit exceeded")
+	// ErrClosed: the hub shut down. Take hands out the format's End bytes
+	// before reporting it, so the stream ends cleanly.
+	ErrClosed = errors.New("hub: closed")
+	// ErrUnsubscribed: Unsubscribe was called.
+	ErrUnsubscribed = errors.New("hub: unsubscribed")
+	// ErrTooManySubscribers: Subscribe refused, the hub is at MaxSubscribers.
+	ErrTooManySubscribers = errors.New("hub: too many subscribers")
+)
+
+// A Subscription is one subscriber's place in the index and its queue of
+// frames waiting to be written. The hub appends to the queue; one taker at a
+// time (the subscriber's writer) drains it with Take.
+type Subscription struct {
+	hub     *Hub
+	channel string  // "" is the root
+	format  Format  // copied here so the fan-out reads plain fields
+	filter  *Filter // nil passes everything
+	node    *node
+	index   int // position in node.subs; node.mu must be held
+
+	mu      sync.Mutex
+	queue   [][]byte
+	queued  int // bytes in queue
+	max     int
+	err     error
+	waiting bool   // the taker found the queue empty and wants a wake
+	wake    func() // starts a taker; never called with mu held
+}
+
+// Channel returns the subscribed channel, "" for the root.
+func (s *Subscription) Channel() string { return s.channel }
+
+// Take returns every queued frame, with the reason the subscription ended
+// once it has (after its last frames). When it returns no frames and a nil
+// error, the queue is empty and the hub calls the wake function given to
+// Subscribe as soon as there is more; the caller should stop taking until
+// then. The frames come in the queue's storage, and dst's storage becomes the
+// next queue, so a writer that alternates two buffers allocates nothing.
+// When there is nothing to take, dst stays the caller's.
+func (s *Subscription) Take(dst [][]byte) ([][]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 {
+		if s.err == nil {
+			s.waiting = true
+		}
+		return dst[:0], s.err
+	}
+	out := s.queue
+	s.queue = dst[:0]
+	s.queued = 0
+	return out, nil
+}
+
+// Err returns why the subscription ended, or nil while it is live.
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// enqueue adds b to the queue, or ends the subscription with ErrSlowConsumer
+// if that would pass the byte limit. It reports whether b was queued.
+func (s *Subscription) enqueue(b []byte) bool {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return false
+	}
+	if s.queued+len(b) > s.max && s.queued > 0 {
+		queued := s.queued
+		s.endLocked(ErrSlowConsumer, nil)
+		s.mu.Unlock()
+		s.hub.slowDisconnect(s, queued)
+		s.callWake()
+		return false
+	}
+	s.queue = append(s.queue, b)
+	s.queued += len(b)
+	wake := s.waiting
+	s.waiting = false
+	s.mu.Unlock()
+	if wake {
+		s.wake()
+	}
+	return true
+}
+
+// end records why the subscription ended, queues last (the format's End
+// bytes on shutdown) and wakes the taker to see it. Only the first reason
+// counts.
+func (s *Subscription) end(err error, last []byte) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.endLocked(err, last)
+	s.mu.Unlock()
+	s.callWake()
+}
+
+// endLocked: s.mu must be held. On ErrSlowConsumer the queue is dropped, so
+// its memory is freed at once; otherwise what was queued still goes out.
+func (s *Subscription) endLocked(err error, last []byte) {
+	s.err = err
+	if err == ErrSlowConsumer {
+		clear(s.queue)
+		s.queue = s.queue[:0]
+		s.queued = 0
+	}
+	if last != nil {
+		s.queue = append(s.queue, last)
+	}
+}
+
+// callWake wakes a waiting taker so it sees the end. mu must not be held.
+func (s *Subscription) callWake() {
+	s.mu.Lock()
+	wake := s.waiting
+	s.waiting = false
+	s.mu.Unlock()
+	if wake {
+		s.wake()
+	}
+}

@@ -1,0 +1,172 @@
+// Package server is msgbus's HTTP front end on fasthttp: it routes the msgbus
+// protocol (publish, multipart streams), checks auth, serves an optional
+// static web root and TLS, and adapts each subscriber's socket to the hub.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/msgbus/msgbus/server/hub"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMaxMessageBytes = 1 << 20
+	DefaultMaxHeaderBytes  = 8 << 10
+)
+
+// Config configures a Server. The zero Config serves the bus over plain HTTP
+// with the defaults below.
+type Config struct {
+	// MaxMessageBytes caps a published body; larger is 413. Zero means
+	// DefaultMaxMessageBytes (1 MiB).
+	MaxMessageBytes int
+	// MaxQueueBytes caps a subscriber's queue. Zero means
+	// hub.DefaultMaxQueueBytes (1 MiB).
+	MaxQueueBytes int
+	// MaxSubscribers caps live subscriptions; more is 503. Zero: no limit.
+	MaxSubscribers int
+	// MaxHeaderBytes caps a request's header; larger is 431. Zero means
+	// DefaultMaxHeaderBytes (8 KiB).
+	MaxHeaderBytes int
+	// Secret, when set, makes every request need HTTP Basic auth with this
+	// password; the user name becomes the From of what it publishes.
+	Secret string
+	// WebRoot, when set, is a folder served at every path outside the bus.
+	WebRoot string
+	// TLSCertFile and TLSKeyFile, when both set, make the server speak HTTPS.
+	TLSCertFile, TLSKeyFile string
+	// Logger receives the server's logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server serves the msgbus protocol. Create it with New.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	hub    *hub.Hub
+	http   *fasthttp.Server
+	tls    *tls.Config
+	static fasthttp.RequestHandler // nil without a web root
+	root   *os.Root
+
+	mu      sync.Mutex
+	streams map[*stream]struct{}
+	closing bool
+	wg      sync.WaitGroup // live streams
+}
+
+// New checks cfg and builds a Server. Errors name the setting to fix.
+func New(cfg Config) (*Server, error) {
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, streams: make(map[*stream]struct{})}
+	s.hub = hub.New(hub.Config{
+		MaxQueueBytes:  cfg.MaxQueueBytes,
+		MaxSubscribers: cfg.MaxSubscribers,
+		Logger:         cfg.Logger,
+	})
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return nil, errors.New("server: TLS needs both a certificate (--tls-cert) and a key (--tls-key)")
+	}
+	if cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("server: loading --tls-cert/--tls-key: %w", err)
+		}
+		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if cfg.WebRoot != "" {
+		if err := s.openWebRoot(cfg.WebRoot); err != nil {
+			return nil, err
+		}
+	}
+	s.http = &fasthttp.Server{
+		Handler:                       s.handle,
+		ErrorHandler:                  s.handleError,
+		Name:                          "msgbus",
+		MaxRequestBodySize:            cfg.MaxMessageBytes,
+		ReadBufferSize:                cfg.MaxHeaderBytes,
+		DisablePreParseMultipartForm:  true,
+		DisableHeaderNamesNormalizing: false,
+		NoDefaultContentType:          true,
+		KeepHijackedConns:             true, // streams close their own sockets
+		CloseOnShutdown:               true,
+		IdleTimeout:                   2 * time.Minute,
+		ReadTimeout:                   time.Minute, // slowloris: a request must arrive within this
+		Logger:                        fasthttpLogger{s.log},
+	}
+	return s, nil
+}
+
+// Hub returns the server's hub, for stats.
+func (s *Server) Hub() *hub.Hub { return s.hub }
+
+// Serve accepts connections on ln until Shutdown. With TLS configured it
+// speaks HTTPS. Running out of file descriptors refuses connections (logged
+// once) instead of failing or spinning.
+func (s *Server) Serve(ln net.Listener) error {
+	ln = newGuardedListener(ln, s.log)
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
+	return s.http.Serve(ln)
+}
+
+// Shutdown stops accepting, ends every stream with the closing boundary and
+// waits for streams and requests to finish. When ctx expires first, it
+// closes the remaining sockets and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- s.http.ShutdownWithContext(ctx) }()
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	s.hub.Close()
+
+	streamsDone := make(chan struct{})
+	go func() { s.wg.Wait(); close(streamsDone) }()
+	var err error
+	select {
+	case <-streamsDone:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.mu.Lock()
+		for st := range s.streams {
+			st.conn.Close()
+		}
+		s.mu.Unlock()
+		<-streamsDone
+	}
+	if herr := <-httpDone; err == nil {
+		err = herr
+	}
+	if s.root != nil {
+		s.root.Close()
+	}
+	return err
+}
+
+// fasthttpLogger sends fasthttp's own messages to slog.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn(fmt.Sprintf(format, args...), "source", "fasthttp")
+}

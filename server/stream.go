@@ -1,0 +1,146 @@
+package server
+
+import (
+	"bufio"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/msgbus/msgbus/server/hub"
+)
+
+// A stream is one subscriber's connection. Two goroutines serve it, and
+// only while they have work:
+//
+//   - the reader blocks in Read for the life of the connection, only to learn
+//     that the client went away (it discards whatever the client sends);
+//   - a flusher runs while frames are queued: the hub starts one (Wake) when
+//     frames arrive for an empty queue, and it exits once the queue is empty.
+//
+// So an idle subscriber costs one parked goroutine, and a busy one writes
+// everything queued with one vectored write, holding no lock meanwhile.
+type stream struct {
+	srv   *Server
+	conn  net.Conn
+	sub   *hub.Subscription
+	spare [][]byte // the flusher's second queue buffer; only the flusher touches it
+	done  chan struct{} // closed by the flusher that ends the stream
+}
+
+// startStream runs on the hijacked connection: subscribe, then write the
+// head and the parts as they come. The fasthttp request context is released
+// as soon as this returns; the stream keeps only the raw connection.
+func (s *Server) startStream(c net.Conn, channel string, opts hub.SubscribeOptions) {
+	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
+		c = u.UnsafeConn() // the raw *net.TCPConn can do vectored writes
+	}
+	st := &stream{srv: s, conn: c, done: make(chan struct{})}
+	opts.Wake = st.wake
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		refuse(c, "503 Service Unavailable", "shutting down")
+		return
+	}
+	s.streams[st] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+
+	sub, err := s.hub.Subscribe(channel, opts)
+	if err != nil {
+		reason := "shutting down"
+		if err == hub.ErrTooManySubscribers {
+			reason = errTooMany
+		}
+		refuse(c, "503 Service Unavailable", reason)
+		s.forget(st)
+		return
+	}
+	st.sub = sub
+	s.log.Debug("subscribed", "channel", "/"+channel, "remote", c.RemoteAddr().String())
+	go st.flush() // the head, and whatever was published since Subscribe
+	go st.read()
+}
+
+// wake is the hub's Wake: frames wait and no flusher runs.
+func (st *stream) wake() { go st.flush() }
+
+// flush writes queued frames until the queue is empty, or until the
+// subscription ends or a write fails; then it closes the connection, which
+// also ends the reader. Only one flusher runs at a time: the hub wakes a new
+// one only after Take found the queue empty.
+func (st *stream) flush() {
+	for {
+		bufs, err := st.sub.Take(st.spare)
+		if len(bufs) == 0 {
+			if err == nil {
+				return // queue empty: the hub wakes a new flusher for more
+			}
+			break
+		}
+		st.spare = bufs // next Take's queue storage, once written
+		if st.write(bufs) != nil {
+			break
+		}
+	}
+	st.conn.Close()
+	close(st.done)
+}
+
+// write sends bufs in one vectored write (writev) where the connection
+// supports it; TLS gets them through a pooled buffer, so each flush makes a
+// few large records rather than one per frame. It nils the entries it sent.
+func (st *stream) write(bufs [][]byte) error {
+	if _, ok := st.conn.(*net.TCPConn); ok {
+		nb := net.Buffers(bufs)
+		_, err := nb.WriteTo(st.conn)
+		return err
+	}
+	w := writerPool.Get().(*bufio.Writer)
+	w.Reset(st.conn)
+	var err error
+	for i, b := range bufs {
+		if err == nil {
+			_, err = w.Write(b)
+		}
+		bufs[i] = nil
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	w.Reset(nil)
+	writerPool.Put(w)
+	return err
+}
+
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+
+// read waits for the client to go away (or the flusher to close the
+// connection), unsubscribes, and waits for the last flusher.
+func (st *stream) read() {
+	buf := make([]byte, 64)
+	for {
+		if _, err := st.conn.Read(buf); err != nil {
+			break
+		}
+	}
+	st.srv.hub.Unsubscribe(st.sub)
+	<-st.done
+	st.srv.log.Debug("unsubscribed", "channel", "/"+st.sub.Channel(), "reason", st.sub.Err())
+	st.srv.forget(st)
+}
+
+// forget drops a finished stream from the server's set.
+func (s *Server) forget(st *stream) {
+	s.mu.Lock()
+	delete(s.streams, st)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// refuse answers on a hijacked connection that could not become a stream.
+func refuse(c net.Conn, status, reason string) {
+	c.Write([]byte("HTTP/1.1 " + status + "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n" +
+		"Content-Length: " + strconv.Itoa(len(reason)+1) + "\r\n\r\n" + reason + "\n"))
+	c.Close()
+}
