@@ -23,7 +23,7 @@ type stream struct {
 	srv   *Server
 	conn  net.Conn
 	sub   *hub.Subscription
-	spare [][]byte // the flusher's second queue buffer; only the flusher touches it
+	spare [][]byte      // the flusher's second queue buffer; only the flusher touches it
 	done  chan struct{} // closed by the flusher that ends the stream
 }
 
