@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -57,6 +58,7 @@ type Server struct {
 	hub    *hub.Hub
 	http   *fasthttp.Server
 	tls    *tls.Config
+	pool   *flushPool
 	static fasthttp.RequestHandler // nil without a web root
 	root   *os.Root
 
@@ -127,6 +129,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}
+	s.mu.Lock()
+	if s.pool == nil && !s.closing {
+		s.pool = newFlushPool(max(1, runtime.GOMAXPROCS(0)-1))
+	}
+	s.mu.Unlock()
 	return s.http.Serve(ln)
 }
 
@@ -154,6 +161,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 		<-streamsDone
+	}
+	s.mu.Lock()
+	pool := s.pool
+	s.mu.Unlock()
+	if pool != nil {
+		pool.stop()
 	}
 	if herr := <-httpDone; err == nil {
 		err = herr

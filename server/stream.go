@@ -5,23 +5,29 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/msgbus/msgbus/server/hub"
 )
 
-// A stream is one subscriber's connection. Two goroutines serve it, and
-// only while they have work:
+// A stream is one subscriber's connection. What serves it:
 //
-//   - the reader blocks in Read for the life of the connection, only to learn
-//     that the client went away (it discards whatever the client sends);
-//   - a flusher runs while frames are queued: the hub starts one (Wake) when
-//     frames arrive for an empty queue, and it exits once the queue is empty.
+//   - a reader goroutine blocks in Read for the life of the connection, only to
+//     learn that the client went away (it discards whatever the client sends);
+//   - when frames arrive for an empty queue, the hub's wake puts the stream on
+//     the server's flushPool, whose writers drain it with non-blocking writev;
+//   - a stream the pool cannot finish (its socket is full: a slow reader) or
+//     that cannot writev (TLS) is flushed by a goroutine of its own, which
+//     exits when the queue is empty.
 //
-// So an idle subscriber costs one parked goroutine, and a busy one writes
-// everything queued with one vectored write, holding no lock meanwhile.
+// So an idle subscriber costs one parked goroutine, a busy one writes
+// everything queued with one vectored write, and no lock is held meanwhile.
+// One flusher at most works on a stream: the hub wakes only after Take found
+// the queue empty, and a flusher hands over by starting the next.
 type stream struct {
 	srv   *Server
 	conn  net.Conn
+	raw   syscall.RawConn // nil unless the pool may writev to the socket
 	sub   *hub.Subscription
 	spare [][]byte      // the flusher's second queue buffer; only the flusher touches it
 	done  chan struct{} // closed by the flusher that ends the stream
@@ -35,6 +41,9 @@ func (s *Server) startStream(c net.Conn, channel string, opts hub.SubscribeOptio
 		c = u.UnsafeConn() // the raw *net.TCPConn can do vectored writes
 	}
 	st := &stream{srv: s, conn: c, done: make(chan struct{})}
+	if tc, ok := c.(*net.TCPConn); ok && canWritevNow {
+		st.raw, _ = tc.SyscallConn()
+	}
 	opts.Wake = st.wake
 	s.mu.Lock()
 	if s.closing {
@@ -58,38 +67,95 @@ func (s *Server) startStream(c net.Conn, channel string, opts hub.SubscribeOptio
 	}
 	st.sub = sub
 	s.log.Debug("subscribed", "channel", "/"+channel, "remote", c.RemoteAddr().String())
-	go st.flush() // the head, and whatever was published since Subscribe
+	st.wake() // the head, and whatever was published since Subscribe
 	go st.read()
 }
 
 // wake is the hub's Wake: frames wait and no flusher runs.
-func (st *stream) wake() { go st.flush() }
+func (st *stream) wake() {
+	if st.raw != nil {
+		st.srv.pool.push(st)
+	} else {
+		go st.flushBlocking(nil)
+	}
+}
 
-// flush writes queued frames until the queue is empty, or until the
-// subscription ends or a write fails; then it closes the connection, which
-// also ends the reader. Only one flusher runs at a time: the hub wakes a new
-// one only after Take found the queue empty.
-func (st *stream) flush() {
+// flushNow is the pool's flush: it writes what the socket takes now, until
+// the queue is empty. A short write hands the rest to flushBlocking.
+func (st *stream) flushNow(w *poolWriter) {
 	for {
 		bufs, err := st.sub.Take(st.spare)
 		if len(bufs) == 0 {
-			if err == nil {
-				return // queue empty: the hub wakes a new flusher for more
+			if err != nil {
+				st.finish()
 			}
-			break
+			return // queue empty: the hub wakes us for more
+		}
+		st.spare = bufs
+		w.bufs = bufs
+		rerr := st.raw.Write(w.writeFn)
+		w.bufs = nil
+		if rerr != nil || w.err != nil {
+			st.finish()
+			return
+		}
+		if rest := advance(bufs, w.n); len(rest) > 0 {
+			go st.flushBlocking(rest)
+			return
+		}
+		clear(bufs)
+	}
+}
+
+// advance drops the first n written bytes from bufs and returns what is
+// left, nil-ing the entries it drops.
+func advance(bufs [][]byte, n int) [][]byte {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs[0] = nil
+		bufs = bufs[1:]
+	}
+	if len(bufs) > 0 {
+		bufs[0] = bufs[0][n:]
+	}
+	return bufs
+}
+
+// flushBlocking writes rest, then every queued frame, blocking on the
+// socket as needed, until the queue is empty, the subscription ends or a
+// write fails.
+func (st *stream) flushBlocking(rest [][]byte) {
+	if len(rest) > 0 && st.write(rest) != nil {
+		st.finish()
+		return
+	}
+	for {
+		bufs, err := st.sub.Take(st.spare)
+		if len(bufs) == 0 {
+			if err != nil {
+				st.finish()
+			}
+			return // queue empty: the hub wakes a flusher for more
 		}
 		st.spare = bufs // next Take's queue storage, once written
 		if st.write(bufs) != nil {
-			break
+			st.finish()
+			return
 		}
 	}
+}
+
+// finish closes the connection once the subscription has ended or a write
+// failed; the reader then sees the close and unsubscribes.
+func (st *stream) finish() {
 	st.conn.Close()
 	close(st.done)
 }
 
-// write sends bufs in one vectored write (writev) where the connection
-// supports it; TLS gets them through a pooled buffer, so each flush makes a
-// few large records rather than one per frame. It nils the entries it sent.
+// write sends bufs, blocking, in one vectored write (writev) where the
+// connection supports it; TLS gets them through a pooled buffer, so each
+// flush makes a few large records rather than one per frame. It nils the
+// entries it sent.
 func (st *stream) write(bufs [][]byte) error {
 	if _, ok := st.conn.(*net.TCPConn); ok {
 		nb := net.Buffers(bufs)

@@ -1,0 +1,156 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/msgbus/msgbus/server/hub"
+)
+
+// BenchmarkEndToEnd measures the whole bus over loopback, client included:
+// subscribers hold HTTP/1.1 streams on one channel while four keep-alive
+// publishers POST 100-byte messages. Each op is one message published and
+// delivered to every subscriber. It reports deliveries/s and the publish
+// round trip (request written → 204 read) at p50 and p99.
+//
+//	go test -run XXX -bench EndToEnd -benchtime 20000x ./server/
+//
+// With MSGBUS_BENCH_ADDR=host:port it measures a server already running
+// there instead (another msgbus process, or another bus speaking the same
+// protocol), so that client and server are separate processes.
+func BenchmarkEndToEnd(b *testing.B) {
+	for _, subs := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) { benchEndToEnd(b, subs, 4) })
+	}
+}
+
+func benchEndToEnd(b *testing.B, subs, publishers int) {
+	var ts *testServer
+	if addr := os.Getenv("MSGBUS_BENCH_ADDR"); addr != "" {
+		ts = &testServer{Addr: addr}
+	} else {
+		ts = startServer(b, Config{MaxQueueBytes: 8 << 20})
+	}
+	body := strings.Repeat("x", 100)
+	frameLen := int64(len(chunked.Encode(&hub.Message{Channel: "bench", Type: "text/plain", Body: []byte(body)}, false)))
+
+	// Subscribers count bytes; every frame has the same length, so bytes
+	// tell how many messages arrived without parsing in the hot loop.
+	want := int64(b.N) * frameLen
+	var wg sync.WaitGroup
+	var short atomic.Int64
+	conns := make([]net.Conn, subs)
+	for i := range conns {
+		c := ts.subscribe(b, "/msgbus/bench", true)
+		conns[i] = c.Conn
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got := int64(c.r.Buffered())
+			c.r.Discard(c.r.Buffered())
+			buf := make([]byte, 64<<10)
+			c.SetReadDeadline(time.Now().Add(2 * time.Minute))
+			for got < want {
+				n, err := c.Read(buf)
+				got += int64(n)
+				if err != nil {
+					break
+				}
+			}
+			if got != want {
+				short.Add(1)
+			}
+		}()
+	}
+	// Each head was written after its subscription was made: all are live.
+
+	req := []byte("POST /msgbus/bench HTTP/1.1\r\nHost: bench\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n" + body)
+	latencies := make([][]time.Duration, publishers)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var pwg sync.WaitGroup
+	for p := range publishers {
+		n := b.N / publishers
+		if p < b.N%publishers {
+			n++
+		}
+		pwg.Add(1)
+		go func() {
+			defer pwg.Done()
+			latencies[p] = publishLoop(b, ts.Addr, req, n)
+		}()
+	}
+	pwg.Wait()
+	wg.Wait()
+	b.StopTimer()
+	if s := short.Load(); s > 0 {
+		b.Fatalf("%d of %d subscribers missed messages", s, subs)
+	}
+	all := slices.Concat(latencies...)
+	slices.Sort(all)
+	b.ReportMetric(float64(b.N)*float64(subs)/b.Elapsed().Seconds(), "deliveries/s")
+	if len(all) > 0 {
+		b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-publish-µs")
+		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-publish-µs")
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// publishLoop sends n publishes on one keep-alive connection, one at a
+// time, and returns each round trip.
+func publishLoop(b *testing.B, addr string, req []byte, n int) []time.Duration {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Error(err)
+		return nil
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	lat := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		if _, err := c.Write(req); err != nil {
+			b.Error(err)
+			return lat
+		}
+		if err := read204(r); err != nil {
+			b.Error(err)
+			return lat
+		}
+		lat = append(lat, time.Since(start))
+	}
+	return lat
+}
+
+// read204 reads one bodiless 204 response.
+func read204(r *bufio.Reader) error {
+	line, err := r.ReadSlice('\n')
+	if err != nil {
+		return err
+	}
+	if !bytes.HasPrefix(line, []byte("HTTP/1.1 204")) {
+		rest, _ := io.ReadAll(io.LimitReader(r, 200))
+		return fmt.Errorf("publish answered %q%q", line, rest)
+	}
+	for {
+		line, err = r.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if len(line) <= 2 {
+			return nil
+		}
+	}
+}
