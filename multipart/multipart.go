@@ -58,8 +58,17 @@ func PartLen(boundary string, h Header, n int) int {
 		l += len("Content-Location: ") + len(h.ContentLocation) + 2
 	}
 	l += len("Content-Type: ") + len(h.ContentType) + 2
-	l += len("Content-Length: ") + len(strconv.Itoa(n)) + 2
+	l += len("Content-Length: ") + digits(n) + 2
 	return l + 2 + n + 2 // CRLF body CRLF
+}
+
+// digits returns the number of decimal digits of n >= 0.
+func digits(n int) int {
+	d := 1
+	for ; n >= 10; n /= 10 {
+		d++
+	}
+	return d
 }
 
 // AppendPart appends one part to dst:

@@ -24,7 +24,7 @@ func ParsePatternList(list string, fold bool) PatternList {
 	}
 	p := PatternList{fold: fold, active: true}
 	if fold {
-		list = strings.ToLower(list)
+		list = lowerASCII(list)
 	}
 	for entry := range strings.SplitSeq(list, ",") {
 		entry = strings.TrimSpace(entry)
@@ -73,12 +73,12 @@ func glob(pattern, s string) bool {
 	star, mark := -1, 0
 	for si < len(s) {
 		switch {
-		case pi < len(pattern) && (pattern[pi] == '?' || pattern[pi] == s[si]):
-			pi++
-			si++
 		case pi < len(pattern) && pattern[pi] == '*':
 			star, mark = pi, si
 			pi++
+		case pi < len(pattern) && (pattern[pi] == '?' || pattern[pi] == s[si]):
+			pi++
+			si++
 		case star >= 0:
 			pi = star + 1
 			mark++
@@ -93,11 +93,19 @@ func glob(pattern, s string) bool {
 	return pi == len(pattern)
 }
 
-// lowerASCII lowercases s, allocating only when s has an upper-case letter.
+// lowerASCII lowercases the ASCII letters of s, byte-wise, and leaves every
+// other byte alone (media types are ASCII; anything else must match
+// exactly). It allocates only when s has an upper-case letter.
 func lowerASCII(s string) string {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; 'A' <= c && c <= 'Z' {
-			return strings.ToLower(s)
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; 'A' <= c && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
 		}
 	}
 	return s
