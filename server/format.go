@@ -49,7 +49,14 @@ func (chunkedFormat) Encode(m *hub.Message, located bool) []byte {
 
 var chunkedEnd = chunk(multipart.AppendEnd(nil, multipart.Boundary), []byte("0\r\n\r\n"))
 
-func (chunkedFormat) End() []byte { return chunkedEnd }
+// End closes the multipart body on shutdown; a dropped subscriber's stream
+// is cut, so it cannot be mistaken for a clean end.
+func (chunkedFormat) End(err error) []byte {
+	if err == hub.ErrClosed {
+		return chunkedEnd
+	}
+	return nil
+}
 
 type plainFormat struct{}
 
@@ -61,7 +68,12 @@ func (plainFormat) Encode(m *hub.Message, located bool) []byte {
 
 var plainEnd = multipart.AppendEnd(nil, multipart.Boundary)
 
-func (plainFormat) End() []byte { return plainEnd }
+func (plainFormat) End(err error) []byte {
+	if err == hub.ErrClosed {
+		return plainEnd
+	}
+	return nil
+}
 
 // chunk frames p as one HTTP/1.1 chunk, followed by tail.
 func chunk(p, tail []byte) []byte {

@@ -29,8 +29,21 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	switch {
 	case bytes.HasPrefix(path, []byte(busPrefix)):
 		s.handleBus(ctx, string(path[len(busPrefix):]), user)
+		return
 	case string(path) == "/msgbus":
 		s.handleBus(ctx, "", user)
+		return
+	}
+	for _, pp := range patternPrefixes {
+		if raw, ok := bytes.CutPrefix(path, []byte(pp.prefix)); ok {
+			s.handlePattern(ctx, pp.p, string(raw), user)
+			return
+		} else if string(path) == pp.prefix[:len(pp.prefix)-1] {
+			s.handlePattern(ctx, pp.p, "", user)
+			return
+		}
+	}
+	switch {
 	case s.static != nil:
 		if !ctx.IsGet() && !ctx.IsHead() {
 			methodNotAllowed(ctx, "GET, HEAD")
@@ -40,6 +53,25 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	default:
 		fail(ctx, fasthttp.StatusNotFound, "not found: the bus is at /msgbus/<channel>")
 	}
+}
+
+// checkOrigin applies the --allow-origin list, answering 401 itself when
+// the request may not go on. Where required (the WebSocket patterns), a
+// request without Origin is refused too; elsewhere (/msgbus/, used by curl
+// and backends that send none) only a non-matching Origin is.
+func (s *Server) checkOrigin(ctx *fasthttp.RequestCtx, required bool) bool {
+	if len(s.origins) == 0 {
+		return true
+	}
+	origin := ctx.Request.Header.Peek(fasthttp.HeaderOrigin)
+	if len(origin) == 0 && !required {
+		return true
+	}
+	if len(origin) > 0 && originAllowed(s.origins, string(origin)) {
+		return true
+	}
+	fail(ctx, fasthttp.StatusUnauthorized, "Origin check failed")
+	return false
 }
 
 // authenticate checks HTTP Basic auth when a secret is set and returns the
@@ -78,6 +110,9 @@ func basicAuth(h []byte) (user, pass string, ok bool) {
 
 // handleBus serves /msgbus/<raw>: GET subscribes, POST and PUT publish.
 func (s *Server) handleBus(ctx *fasthttp.RequestCtx, raw, user string) {
+	if !s.checkOrigin(ctx, false) {
+		return
+	}
 	switch {
 	case ctx.IsGet():
 		channel, err := parseChannel(raw, true)
@@ -102,20 +137,34 @@ func (s *Server) handleBus(ctx *fasthttp.RequestCtx, raw, user string) {
 // subscriber has it queued, with the message's id and how many subscribers
 // it reached.
 func (s *Server) publish(ctx *fasthttp.RequestCtx, channel, user string) {
+	m, ok := messageFromRequest(ctx, channel, user)
+	if !ok {
+		return
+	}
+	answerPublished(ctx, m, s.hub.Publish(m))
+}
+
+// messageFromRequest makes a message of a publish request's body and
+// Content-Type. It answers 400 itself and reports false for a type that
+// cannot go on a header line. The body stays fasthttp's: the hub copies it
+// into the frames while publishing and keeps nothing else.
+func messageFromRequest(ctx *fasthttp.RequestCtx, channel, user string) (*hub.Message, bool) {
 	typ := string(ctx.Request.Header.ContentType())
 	if typ == "" {
 		typ = defaultType
 	}
 	if !(multipart.Header{ContentType: typ}).Valid() {
 		fail(ctx, fasthttp.StatusBadRequest, "Content-Type holds a control character")
-		return
+		return nil, false
 	}
-	// The body stays fasthttp's: the hub copies it into the frames during
-	// Publish and keeps nothing else.
-	m := &hub.Message{Channel: channel, Type: typ, Sender: user, Body: ctx.PostBody()}
-	n := s.hub.Publish(m)
+	return &hub.Message{Channel: channel, Type: typ, Sender: user, Body: ctx.PostBody()}, true
+}
+
+// answerPublished answers 204 with the message's id and how many
+// subscribers it reached.
+func answerPublished(ctx *fasthttp.RequestCtx, m *hub.Message, reached int) {
 	ctx.Response.Header.Set("Msgbus-Id", strconv.FormatUint(m.ID, 10))
-	ctx.Response.Header.Set("Msgbus-Subscribers", strconv.Itoa(n))
+	ctx.Response.Header.Set("Msgbus-Subscribers", strconv.Itoa(reached))
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }
 

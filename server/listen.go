@@ -37,5 +37,8 @@ func ListenAddress(spec string, port int) (string, error) {
 		host = ""
 	}
 	host = strings.Trim(host, "[]")
+	if strings.Contains(host, ":") && net.ParseIP(host) == nil {
+		return "", fmt.Errorf("listen address %q: %q is not an IPv6 address (-l)", spec, host)
+	}
 	return net.JoinHostPort(host, p), nil
 }

@@ -47,20 +47,31 @@ type Config struct {
 	WebRoot string
 	// TLSCertFile and TLSKeyFile, when both set, make the server speak HTTPS.
 	TLSCertFile, TLSKeyFile string
+	// AllowOrigins, when not empty, restricts which web pages may use the
+	// bus: a WebSocket handshake or a POST to /bus/, /pub/ or /push/ needs
+	// an Origin matching one of these patterns, and a /msgbus/ request that
+	// carries an Origin must match too (PROTOCOL.md §4).
+	AllowOrigins []string
+	// MaxBacklogMessages and MaxBacklogBytes cap what a push/pull topic
+	// holds while no puller takes it. Zero means the hub's defaults (1000
+	// messages, 16 MiB).
+	MaxBacklogMessages, MaxBacklogBytes int
 	// Logger receives the server's logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
 
 // Server serves the msgbus protocol. Create it with New.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	hub    *hub.Hub
-	http   *fasthttp.Server
-	tls    *tls.Config
-	pool   *flushPool
-	static fasthttp.RequestHandler // nil without a web root
-	root   *os.Root
+	cfg        Config
+	log        *slog.Logger
+	hub        *hub.Hub
+	http       *fasthttp.Server
+	tls        *tls.Config
+	pool       *flushPool
+	static     fasthttp.RequestHandler // nil without a web root
+	origins    []originPattern
+	root       *os.Root
+	staticStop chan struct{} // stops the web root's file cache cleaner
 
 	mu      sync.Mutex
 	streams map[*stream]struct{}
@@ -81,10 +92,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, streams: make(map[*stream]struct{})}
 	s.hub = hub.New(hub.Config{
-		MaxQueueBytes:  cfg.MaxQueueBytes,
-		MaxSubscribers: cfg.MaxSubscribers,
-		Logger:         cfg.Logger,
+		MaxQueueBytes:      cfg.MaxQueueBytes,
+		MaxSubscribers:     cfg.MaxSubscribers,
+		MaxBacklogMessages: cfg.MaxBacklogMessages,
+		MaxBacklogBytes:    cfg.MaxBacklogBytes,
+		Logger:             cfg.Logger,
 	})
+	for _, o := range cfg.AllowOrigins {
+		s.origins = append(s.origins, parseOriginPattern(o))
+	}
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
 		return nil, errors.New("server: TLS needs both a certificate (--tls-cert) and a key (--tls-key)")
 	}
@@ -172,6 +188,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = herr
 	}
 	if s.root != nil {
+		close(s.staticStop)
 		s.root.Close()
 	}
 	return err

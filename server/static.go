@@ -17,10 +17,12 @@ func (s *Server) openWebRoot(dir string) error {
 		return fmt.Errorf("server: web root (-d): %w", err)
 	}
 	s.root = root
+	s.staticStop = make(chan struct{})
 	fs := &fasthttp.FS{
 		FS:              root.FS(),
 		IndexNames:      []string{"index.html"},
 		AcceptByteRange: true,
+		CleanStop:       s.staticStop,
 		PathNotFound: func(ctx *fasthttp.RequestCtx) {
 			fail(ctx, fasthttp.StatusNotFound, "not found: "+string(ctx.Path()))
 		},

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/msgbus/msgbus/server/hub"
 )
@@ -31,6 +32,49 @@ type stream struct {
 	sub   *hub.Subscription
 	spare [][]byte      // the flusher's second queue buffer; only the flusher touches it
 	done  chan struct{} // closed by the flusher that ends the stream
+
+	// A puller's frames must not vanish with a failed socket: the batch
+	// being written is remembered, and if the write fails it is handed
+	// back (unsent) for another puller. At least once, not at most once.
+	pull     bool
+	inflight [][]byte
+	unsent   [][]byte // set before done is closed
+
+	mu   sync.Mutex // orders attach and dropped, which may race
+	slow bool       // the hub dropped the subscriber
+}
+
+// attach gives the stream its connection, raw (as fasthttp's hijack
+// unwraps it), so a TCP socket can take vectored writes from the pool.
+// It happens before any flusher runs.
+func (st *stream) attach(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok && canWritevNow {
+		st.raw, _ = tc.SyscallConn()
+	}
+	st.mu.Lock()
+	st.conn = c
+	slow := st.slow
+	st.mu.Unlock()
+	if slow {
+		c.SetWriteDeadline(time.Now().Add(dropWait))
+	}
+}
+
+// dropWait is how long a dropped subscriber's blocked write may go on (it
+// may still take its goodbye frame); then the write fails and the stream
+// ends.
+const dropWait = time.Second
+
+// dropped is the hub's Dropped: the flusher may be stuck writing to a
+// socket the client does not read, so give that write a deadline.
+func (st *stream) dropped() {
+	st.mu.Lock()
+	st.slow = true
+	c := st.conn
+	st.mu.Unlock()
+	if c != nil {
+		c.SetWriteDeadline(time.Now().Add(dropWait))
+	}
 }
 
 // startStream runs on the hijacked connection: subscribe, then write the
@@ -40,11 +84,9 @@ func (s *Server) startStream(c net.Conn, channel string, opts hub.SubscribeOptio
 	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
 		c = u.UnsafeConn() // the raw *net.TCPConn can do vectored writes
 	}
-	st := &stream{srv: s, conn: c, done: make(chan struct{})}
-	if tc, ok := c.(*net.TCPConn); ok && canWritevNow {
-		st.raw, _ = tc.SyscallConn()
-	}
-	opts.Wake = st.wake
+	st := &stream{srv: s, done: make(chan struct{})}
+	st.attach(c)
+	opts.Wake, opts.Dropped = st.wake, st.dropped
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -92,11 +134,12 @@ func (st *stream) flushNow(w *poolWriter) {
 			return // queue empty: the hub wakes us for more
 		}
 		st.spare = bufs
+		st.remember(bufs)
 		w.bufs = bufs
 		rerr := st.raw.Write(w.writeFn)
 		w.bufs = nil
 		if rerr != nil || w.err != nil {
-			st.finish()
+			st.fail()
 			return
 		}
 		if rest := advance(bufs, w.n); len(rest) > 0 {
@@ -126,7 +169,7 @@ func advance(bufs [][]byte, n int) [][]byte {
 // write fails.
 func (st *stream) flushBlocking(rest [][]byte) {
 	if len(rest) > 0 && st.write(rest) != nil {
-		st.finish()
+		st.fail()
 		return
 	}
 	for {
@@ -138,11 +181,27 @@ func (st *stream) flushBlocking(rest [][]byte) {
 			return // queue empty: the hub wakes a flusher for more
 		}
 		st.spare = bufs // next Take's queue storage, once written
+		st.remember(bufs)
 		if st.write(bufs) != nil {
-			st.finish()
+			st.fail()
 			return
 		}
 	}
+}
+
+// remember keeps a puller's batch until it is written.
+func (st *stream) remember(bufs [][]byte) {
+	if st.pull {
+		st.inflight = append(st.inflight[:0], bufs...)
+	}
+}
+
+// fail ends the stream after a failed write, handing a puller's batch back.
+func (st *stream) fail() {
+	if st.pull {
+		st.unsent = st.inflight
+	}
+	st.finish()
 }
 
 // finish closes the connection once the subscription has ended or a write

@@ -26,9 +26,9 @@ func (partFormat) Encode(m *Message, located bool) []byte {
 	return append(b, "\r\n"...)
 }
 
-func (partFormat) End() []byte { return []byte("0\r\n\r\n") }
+func (partFormat) End(error) []byte { return []byte("0\r\n\r\n") }
 
-const drainEvery = 64
+const drainEvery = 16
 
 var benchBody = make([]byte, 100)
 

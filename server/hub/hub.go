@@ -26,6 +26,11 @@ type Config struct {
 	// MaxSubscribers caps live subscriptions; Subscribe refuses more with
 	// ErrTooManySubscribers. Zero means no limit.
 	MaxSubscribers int
+	// MaxBacklogMessages and MaxBacklogBytes cap the messages a push/pull
+	// topic holds while no puller can take them; past either, Push fails
+	// with ErrBacklogFull. Zero means DefaultMaxBacklogMessages (1000) and
+	// DefaultMaxBacklogBytes (16 MiB).
+	MaxBacklogMessages, MaxBacklogBytes int
 	// Logger receives slow-subscriber disconnects. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -51,6 +56,9 @@ type Hub struct {
 
 	closeMu sync.RWMutex // held for writing by Close; for reading by Subscribe
 	closed  bool
+
+	pullMu sync.Mutex
+	pulls  map[string]*rotation // push/pull topics with pullers or a backlog
 }
 
 type shard struct {
@@ -78,6 +86,7 @@ func New(cfg Config) *Hub {
 	for i := range h.shards {
 		h.shards[i].nodes = make(map[string]*node)
 	}
+	h.pulls = make(map[string]*rotation)
 	return h
 }
 
@@ -97,6 +106,11 @@ type SubscribeOptions struct {
 	// not block: it typically starts a goroutine that calls Take until the
 	// queue is empty again. Required.
 	Wake func()
+	// Dropped, if not nil, is called once, without locks held, when the hub
+	// drops the subscriber for an overflowing queue. Its writer is likely
+	// blocked on a full socket and will not come back to Take soon, so
+	// Dropped should unblock it (a write deadline, say).
+	Dropped func()
 }
 
 // Subscribe registers a subscriber to channel ("" for the root, which
@@ -107,7 +121,7 @@ type SubscribeOptions struct {
 func (h *Hub) Subscribe(channel string, opts SubscribeOptions) (*Subscription, error) {
 	s := &Subscription{
 		hub: h, channel: channel, format: opts.Format, filter: opts.Filter,
-		max: h.cfg.MaxQueueBytes, wake: opts.Wake,
+		max: h.cfg.MaxQueueBytes, wake: opts.Wake, dropped: opts.Dropped,
 	}
 	if opts.Head != nil {
 		s.queue = append(s.queue, opts.Head)
@@ -178,7 +192,7 @@ func (h *Hub) Publish(m *Message) int {
 		n := sh.nodes[p]
 		sh.mu.RUnlock()
 		if n != nil {
-			delivered += n.fanOut(m, p != m.Channel)
+			delivered += n.fanOut(m, p != m.Channel, nil)
 		}
 	})
 	h.published.Add(1)
@@ -186,10 +200,29 @@ func (h *Hub) Publish(m *Message) int {
 	return delivered
 }
 
-// fanOut queues m for the node's subscribers. The frame of the previous
-// subscriber's format is kept at hand, since a node's subscribers mostly
-// share one.
-func (n *node) fanOut(m *Message, located bool) int {
+// PublishExact assigns m an ID and queues it for the subscribers of exactly
+// m.Channel, not its ancestors nor the root, skipping except (which may be
+// nil): the peer-to-peer bus, where a sender does not hear itself. It
+// returns the number of subscribers that got it queued.
+func (h *Hub) PublishExact(m *Message, except *Subscription) int {
+	m.ID = h.nextID.Add(1)
+	sh := h.shard(m.Channel)
+	sh.mu.RLock()
+	n := sh.nodes[m.Channel]
+	sh.mu.RUnlock()
+	delivered := 0
+	if n != nil {
+		delivered = n.fanOut(m, false, except)
+	}
+	h.published.Add(1)
+	h.delivered.Add(uint64(delivered))
+	return delivered
+}
+
+// fanOut queues m for the node's subscribers but except. The frame of the
+// previous subscriber's format is kept at hand, since a node's subscribers
+// mostly share one.
+func (n *node) fanOut(m *Message, located bool, except *Subscription) int {
 	var (
 		lastFormat Format
 		frame      []byte
@@ -198,7 +231,7 @@ func (n *node) fanOut(m *Message, located bool) int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, s := range n.subs {
-		if s.filter != nil && !s.filter.Match(m) {
+		if (s.filter != nil && !s.filter.Match(m)) || s == except {
 			continue
 		}
 		if s.format != lastFormat {
@@ -235,8 +268,9 @@ func (h *Hub) Close() {
 		}
 		sh.mu.RUnlock()
 	}
+	subs = append(subs, h.pullSubscriptions()...)
 	for _, s := range subs {
-		s.end(ErrClosed, s.format.End())
+		s.end(ErrClosed, s.format.End(ErrClosed))
 	}
 }
 

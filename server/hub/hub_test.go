@@ -31,7 +31,14 @@ func (f *testFormat) Encode(m *Message, located bool) []byte {
 	return []byte(f.name + where + ":" + string(m.Body))
 }
 
-func (f *testFormat) End() []byte { return []byte(f.name + " end") }
+// End ends a stream cleanly on shutdown and cuts it otherwise, as the
+// multipart framing does.
+func (f *testFormat) End(err error) []byte {
+	if err != ErrClosed {
+		return nil
+	}
+	return []byte(f.name + " end")
+}
 
 var _ Format = (*testFormat)(nil)
 
@@ -551,7 +558,7 @@ func (f *raceFormat) Encode(m *Message, located bool) []byte {
 	return fmt.Appendf(nil, "%s %s %s %t", m.Channel, m.Sender, m.Body, located)
 }
 
-func (f *raceFormat) End() []byte { return []byte("end") }
+func (f *raceFormat) End(error) []byte { return []byte("end") }
 
 // raceSub records, per publisher, the sequence numbers it received.
 type raceSub struct {

@@ -30,8 +30,10 @@ type Format interface {
 	// message and (format, located), on the publishing goroutine, and the
 	// result is shared by every such subscriber: it must not be changed.
 	Encode(m *Message, located bool) []byte
-	// End returns the bytes that end a stream cleanly on shutdown.
-	End() []byte
+	// End returns the bytes that end a stream for reason err: ErrClosed
+	// on shutdown (a closing boundary, a WebSocket close frame),
+	// ErrSlowConsumer when the hub drops a subscriber. Nil just cuts it.
+	End(err error) []byte
 }
 
 // Frame returns m's frame in format f, encoding it on first use. A Format may

@@ -18,6 +18,9 @@ var (
 	ErrUnsubscribed = errors.New("hub: unsubscribed")
 	// ErrTooManySubscribers: Subscribe refused, the hub is at MaxSubscribers.
 	ErrTooManySubscribers = errors.New("hub: too many subscribers")
+	// ErrFinished: Finish was called (the subscriber's connection is
+	// ending for a reason of its own, as a WebSocket close).
+	ErrFinished = errors.New("hub: finished")
 )
 
 // A Subscription is one subscriber's place in the index and its queue of
@@ -38,6 +41,8 @@ type Subscription struct {
 	err     error
 	waiting bool   // the taker found the queue empty and wants a wake
 	wake    func() // starts a taker; never called with mu held
+	puller  bool   // a full queue refuses a frame instead of ending (push/pull)
+	dropped func() // see SubscribeOptions.Dropped
 }
 
 // Channel returns the subscribed channel, "" for the root.
@@ -81,10 +86,17 @@ func (s *Subscription) enqueue(b []byte) bool {
 		return false
 	}
 	if s.queued+len(b) > s.max && s.queued > 0 {
+		if s.puller {
+			s.mu.Unlock()
+			return false // the rotation offers it to the next puller
+		}
 		queued := s.queued
-		s.endLocked(ErrSlowConsumer, nil)
+		s.endLocked(ErrSlowConsumer, s.format.End(ErrSlowConsumer))
 		s.mu.Unlock()
 		s.hub.slowDisconnect(s, queued)
+		if s.dropped != nil {
+			s.dropped()
+		}
 		s.callWake()
 		return false
 	}
@@ -98,6 +110,17 @@ func (s *Subscription) enqueue(b []byte) bool {
 	}
 	return true
 }
+
+// Send queues b, a frame for this subscriber alone (a WebSocket pong or
+// ping), after what is queued, under the same byte limit. It reports false
+// once the subscription has ended.
+func (s *Subscription) Send(b []byte) bool { return s.enqueue(b) }
+
+// Finish queues last (a WebSocket close frame, say) and ends the
+// subscription with ErrFinished: nothing more is queued, and the taker gets
+// last and then the error. The caller still calls Unsubscribe when its
+// connection is done.
+func (s *Subscription) Finish(last []byte) { s.end(ErrFinished, last) }
 
 // end records why the subscription ended, queues last (the format's End
 // bytes on shutdown) and wakes the taker to see it. Only the first reason
@@ -115,6 +138,7 @@ func (s *Subscription) end(err error, last []byte) {
 
 // endLocked: s.mu must be held. On ErrSlowConsumer the queue is dropped, so
 // its memory is freed at once; otherwise what was queued still goes out.
+// last goes after it, unless nil.
 func (s *Subscription) endLocked(err error, last []byte) {
 	s.err = err
 	if err == ErrSlowConsumer {
@@ -136,4 +160,14 @@ func (s *Subscription) callWake() {
 	if wake {
 		s.wake()
 	}
+}
+
+// takeAll empties the queue and returns what was in it. Lock must not be
+// held.
+func (s *Subscription) takeAll() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queue
+	s.queue, s.queued = nil, 0
+	return q
 }

@@ -1,0 +1,327 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"github.com/valyala/fasthttp"
+
+	"github.com/msgbus/msgbus/server/hub"
+)
+
+// The WebSocket patterns of Mercury, on the hub's one index (PROTOCOL.md §4).
+type pattern int
+
+const (
+	patternBus  pattern = iota // peers on exactly one topic; a sender does not hear itself
+	patternPub                 // sends into the channel hierarchy, like POST /msgbus/
+	patternSub                 // receives from the hierarchy, like GET /msgbus/
+	patternPush                // sends to one puller at a time
+	patternPull                // receives its turn of the pushes
+)
+
+var patternPrefixes = []struct {
+	prefix string
+	p      pattern
+}{
+	{"/bus/", patternBus}, {"/pub/", patternPub}, {"/sub/", patternSub},
+	{"/push/", patternPush}, {"/pull/", patternPull},
+}
+
+// busKey is the hub channel of bus topic t. The NUL makes it a name no
+// client can give (control characters are refused), so bus topics never
+// meet /msgbus/ channels, and PublishExact keeps them out of the root.
+func busKey(t string) string { return "\x00bus/" + t }
+
+// The WebSocket message types and the media types they map to.
+const (
+	wsTextType   = "text/plain; charset=utf-8"
+	wsBinaryType = "application/octet-stream"
+)
+
+// Heartbeat: the server pings every pingInterval; a connection that sends
+// nothing (not even a pong) for pongWait is dead and is closed.
+var (
+	pingInterval = 30 * time.Second
+	pongWait     = 75 * time.Second
+	wsPingFrame  = wsFrame(opPing, nil)
+)
+
+var upgrader = websocket.FastHTTPUpgrader{
+	HandshakeTimeout: 10 * time.Second,
+	ReadBufferSize:   1024,
+	WriteBufferSize:  1024,
+	WriteBufferPool:  &sync.Pool{},
+	// handlePattern checks the Origin against --allow-origin before the
+	// upgrade; with no list, any origin may connect, as on /msgbus/.
+	CheckOrigin: func(*fasthttp.RequestCtx) bool { return true },
+	Error: func(ctx *fasthttp.RequestCtx, status int, reason error) {
+		fail(ctx, status, "websocket handshake: "+reason.Error())
+	},
+}
+
+// handlePattern serves /bus/, /pub/, /sub/, /push/ and /pull/: a WebSocket
+// handshake on GET, a publish on POST to the sending patterns.
+func (s *Server) handlePattern(ctx *fasthttp.RequestCtx, p pattern, raw, user string) {
+	if !s.checkOrigin(ctx, true) {
+		return
+	}
+	topic, err := parseChannel(raw, true)
+	if err != nil {
+		fail(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
+	if topic == "" && p != patternSub {
+		fail(ctx, fasthttp.StatusNotFound, "not found: name a topic, as in "+patternPrefixes[p].prefix+"news")
+		return
+	}
+	switch {
+	case ctx.IsPost() && (p == patternBus || p == patternPub || p == patternPush):
+		s.publishPattern(ctx, p, topic, user)
+	case ctx.IsPost():
+		fail(ctx, fasthttp.StatusNotFound, "not found: "+patternPrefixes[p].prefix+" receives; POST to /pub/ or /push/")
+	case !ctx.IsGet():
+		methodNotAllowed(ctx, "GET, POST")
+	case !websocket.FastHTTPIsWebSocketUpgrade(ctx):
+		ctx.Response.Header.Set(fasthttp.HeaderUpgrade, "websocket")
+		fail(ctx, fasthttp.StatusUpgradeRequired, "upgrade required: "+patternPrefixes[p].prefix+" speaks WebSocket")
+	default:
+		s.upgradePattern(ctx, p, topic, user)
+	}
+}
+
+// publishPattern serves POST /bus/, /pub/ and /push/.
+func (s *Server) publishPattern(ctx *fasthttp.RequestCtx, p pattern, topic, user string) {
+	m, ok := messageFromRequest(ctx, topic, user)
+	if !ok {
+		return
+	}
+	var n int
+	switch p {
+	case patternBus:
+		m.Channel = busKey(topic)
+		n = s.hub.PublishExact(m, nil)
+	case patternPub:
+		n = s.hub.Publish(m)
+	case patternPush:
+		var err error
+		if n, err = s.hub.Push(m, ws); err != nil {
+			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+			fail(ctx, fasthttp.StatusServiceUnavailable, "push backlog full: no puller is taking messages, try again later")
+			return
+		}
+	}
+	answerPublished(ctx, m, n)
+}
+
+// upgradePattern makes the WebSocket. A receiving pattern subscribes before
+// the 101 answer goes out, so nothing published after the handshake is
+// missed; its queue is written by the flush pool like a multipart stream.
+func (s *Server) upgradePattern(ctx *fasthttp.RequestCtx, p pattern, topic, user string) {
+	args := ctx.QueryArgs()
+	echo := string(args.Peek("echo"))
+	wc := &wsConn{srv: s, pattern: p, topic: topic, user: user, echo: echo == "1" || echo == "true"}
+	if p == patternBus || p == patternSub || p == patternPull {
+		if !s.subscribeWS(ctx, wc, hub.NewFilter(string(args.Peek("type")), string(args.Peek("sender")))) {
+			return
+		}
+	}
+	err := upgrader.Upgrade(ctx, wc.serve)
+	if err != nil && wc.st != nil {
+		wc.abandon()
+	}
+}
+
+// subscribeWS registers wc's subscription; it answers 503 itself and
+// reports false when it cannot.
+func (s *Server) subscribeWS(ctx *fasthttp.RequestCtx, wc *wsConn, filter *hub.Filter) bool {
+	st := &stream{srv: s, done: make(chan struct{}), pull: wc.pattern == patternPull}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		fail(ctx, fasthttp.StatusServiceUnavailable, "shutting down")
+		return false
+	}
+	s.streams[st] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	opts := hub.SubscribeOptions{Format: ws, Filter: filter, Wake: st.wake, Dropped: st.dropped}
+	var err error
+	switch wc.pattern {
+	case patternBus:
+		st.sub, err = s.hub.Subscribe(busKey(wc.topic), opts)
+	case patternSub:
+		st.sub, err = s.hub.Subscribe(wc.topic, opts)
+	case patternPull:
+		st.sub, err = s.hub.SubscribePull(wc.topic, opts)
+	}
+	if err != nil {
+		s.forget(st)
+		reason := "shutting down"
+		if errors.Is(err, hub.ErrTooManySubscribers) {
+			reason = errTooMany
+		}
+		fail(ctx, fasthttp.StatusServiceUnavailable, reason)
+		return false
+	}
+	wc.st = st
+	// If the connection dies before the handshake's hijack runs, nothing
+	// else would unsubscribe.
+	wc.orphan = time.AfterFunc(2*upgrader.HandshakeTimeout, wc.abandon)
+	return true
+}
+
+// wsConn is one WebSocket connection of any pattern.
+type wsConn struct {
+	srv     *Server
+	pattern pattern
+	topic   string
+	user    string
+	echo    bool
+	st      *stream // nil for the sending patterns
+	orphan  *time.Timer
+
+	once sync.Once // the subscription is given up once
+}
+
+// abandon gives up a subscription whose connection never arrived.
+func (wc *wsConn) abandon() {
+	wc.once.Do(func() {
+		wc.unsubscribe(nil)
+		close(wc.st.done)
+		wc.srv.forget(wc.st)
+	})
+}
+
+func (wc *wsConn) unsubscribe(unsent [][]byte) {
+	if wc.pattern == patternPull {
+		wc.srv.hub.UnsubscribePull(wc.st.sub, unsent)
+	} else {
+		wc.srv.hub.Unsubscribe(wc.st.sub)
+	}
+}
+
+// serve runs on the hijacked connection for its whole life: it reads
+// frames, publishing what the sending patterns send, until the peer goes
+// away, then cleans up.
+func (wc *wsConn) serve(c *websocket.Conn) {
+	if wc.st != nil {
+		if !wc.orphan.Stop() {
+			return // abandon ran, or is running
+		}
+		wc.once.Do(func() {}) // abandon may no longer run
+		conn := c.NetConn()
+		if u, ok := conn.(interface{ UnsafeConn() net.Conn }); ok {
+			conn = u.UnsafeConn()
+		}
+		wc.st.attach(conn)
+		// Control frames go through the queue too, so one writer writes
+		// everything on the socket.
+		c.SetPingHandler(func(data string) error {
+			wc.st.sub.Send(wsFrame(opPong, []byte(data)))
+			return c.SetReadDeadline(time.Now().Add(pongWait))
+		})
+		c.SetCloseHandler(func(code int, _ string) error {
+			wc.st.sub.Finish(wsClose(code, ""))
+			return nil
+		})
+		wc.st.wake() // what was published since the subscription
+	}
+	c.SetReadDeadline(time.Now().Add(pongWait))
+	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(pongWait)) })
+	var heartbeat *time.Timer
+	heartbeat = time.AfterFunc(pingInterval, func() {
+		if wc.st != nil {
+			if !wc.st.sub.Send(wsPingFrame) {
+				return
+			}
+		} else if c.WriteControl(websocket.PingMessage, nil, time.Now().Add(pongWait)) != nil {
+			return
+		}
+		heartbeat.Reset(pingInterval)
+	})
+
+	wc.readLoop(c)
+
+	heartbeat.Stop()
+	if wc.st == nil {
+		c.Close()
+		return
+	}
+	// The subscription has ended (readLoop saw to it): the flusher writes
+	// what is queued, a close frame last, and closes the socket. A peer
+	// that stopped reading gets a few seconds.
+	select {
+	case <-wc.st.done:
+	case <-time.After(closeWait):
+		wc.st.conn.Close()
+		<-wc.st.done
+	}
+	wc.unsubscribe(wc.st.unsent)
+	wc.srv.forget(wc.st)
+}
+
+// closeWait is how long a closing WebSocket's last frames may take.
+const closeWait = 5 * time.Second
+
+// readLoop reads messages until the connection ends. A message over the
+// size limit closes with 1009, a push into a full backlog with 1013.
+func (wc *wsConn) readLoop(c *websocket.Conn) {
+	max := wc.srv.cfg.MaxMessageBytes
+	var buf bytes.Buffer
+	for {
+		typ, r, err := c.NextReader()
+		if err != nil {
+			if wc.st != nil {
+				wc.st.sub.Finish(nil)
+			}
+			return
+		}
+		c.SetReadDeadline(time.Now().Add(pongWait))
+		buf.Reset()
+		if n, _ := buf.ReadFrom(io.LimitReader(r, int64(max)+1)); n > int64(max) {
+			wc.close(c, closeTooBig, "message too large: the limit is "+strconv.Itoa(max)+" bytes")
+			return
+		}
+		if wc.pattern == patternSub || wc.pattern == patternPull {
+			continue // receivers' messages are ignored
+		}
+		m := &hub.Message{Channel: wc.topic, Type: wsBinaryType, Sender: wc.user, Body: buf.Bytes()}
+		if typ == websocket.TextMessage {
+			m.Type = wsTextType
+		}
+		switch wc.pattern {
+		case patternBus:
+			m.Channel = busKey(wc.topic)
+			var except *hub.Subscription
+			if !wc.echo {
+				except = wc.st.sub
+			}
+			wc.srv.hub.PublishExact(m, except)
+		case patternPub:
+			wc.srv.hub.Publish(m)
+		case patternPush:
+			m.Body = bytes.Clone(m.Body) // a backlog keeps it
+			if _, err := wc.srv.hub.Push(m, ws); err != nil {
+				wc.close(c, closeTryAgainLater, "push backlog full: no puller is taking messages, try again later")
+				return
+			}
+		}
+	}
+}
+
+// close ends the connection with a close frame: through the queue when a
+// flusher owns the socket, directly otherwise.
+func (wc *wsConn) close(c *websocket.Conn, code int, reason string) {
+	if wc.st != nil {
+		wc.st.sub.Finish(wsClose(code, reason))
+		return
+	}
+	c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+}
