@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
 
 	"github.com/msgbus/msgbus/server"
 	"github.com/msgbus/msgbus/server/hub"
@@ -27,43 +28,65 @@ func main() {
 
 func newApp() *cli.App {
 	var verbosity int
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "config", Aliases: []string{"c"}, EnvVars: []string{"MSGBUS_CONFIG"},
+			Usage: "read settings from `FILE` (.toml, .yaml or .json; keys are the long flag names); default: ./" + defaultConfigFile + " if present"},
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, EnvVars: []string{"MSGBUS_LISTEN"},
+			Usage: "listen on `ADDR`: a host, host:port or http://*:4000 (default: every interface)"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "port", Aliases: []string{"p"}, Value: 8888, EnvVars: []string{"MSGBUS_PORT"},
+			Usage: "listen on `PORT` unless -l names one"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "web-root", Aliases: []string{"d"}, EnvVars: []string{"MSGBUS_WEB_ROOT"},
+			Usage: "serve static files from `DIR` at every path outside the bus (never a file outside DIR)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "secret", Aliases: []string{"s"}, EnvVars: []string{"MSGBUS_SECRET"},
+			Usage: "require HTTP Basic auth with password `SECRET`; the user name is the From of what it publishes"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "mode", Aliases: []string{"m"}, Value: "development", EnvVars: []string{"MSGBUS_MODE"},
+			Usage: "`MODE` development serves an example app at / (unless -d); production does not"}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "allow-origin", EnvVars: []string{"MSGBUS_ALLOW_ORIGIN"},
+			Usage: "only pages from origins matching `PATTERN` (repeatable; example.com, *.example.com, https://*:8443) may use the WebSocket patterns, and a /msgbus/ request's Origin must match too"}),
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Count: &verbosity,
+			Usage: "log more: -v logs at debug level (each subscribe and unsubscribe)"},
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-message-bytes", Value: server.DefaultMaxMessageBytes, EnvVars: []string{"MSGBUS_MAX_MESSAGE_BYTES"},
+			Usage: "refuse a published body over `N` bytes with 413 (a WebSocket message: close 1009)"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-queue-bytes", Value: hub.DefaultMaxQueueBytes, EnvVars: []string{"MSGBUS_MAX_QUEUE_BYTES"},
+			Usage: "disconnect a subscriber that falls `N` bytes behind (it is too slow to keep up)"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-subscribers", EnvVars: []string{"MSGBUS_MAX_SUBSCRIBERS"},
+			Usage: "refuse subscribers beyond `N` with 503 (0: no limit)"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-backlog-messages", Value: hub.DefaultMaxBacklogMessages, EnvVars: []string{"MSGBUS_MAX_BACKLOG_MESSAGES"},
+			Usage: "a push/pull topic holds at most `N` messages while no puller takes them; more is 503 (a WebSocket pusher: close 1013)"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-backlog-bytes", Value: hub.DefaultMaxBacklogBytes, EnvVars: []string{"MSGBUS_MAX_BACKLOG_BYTES"},
+			Usage: "and at most `N` bytes of them"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"MSGBUS_TLS_CERT"},
+			Usage: "serve HTTPS with the PEM certificate (chain) in `FILE`; needs --tls-key"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "tls-key", EnvVars: []string{"MSGBUS_TLS_KEY"},
+			Usage: "the PEM private key in `FILE` for --tls-cert"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"MSGBUS_LOG_FORMAT"},
+			Usage: "log as `FORMAT`: text or json"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"MSGBUS_LOG_LEVEL"},
+			Usage: "log at `LEVEL` and above: debug, info, warn or error"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "shutdown-timeout", Value: 5 * time.Second, EnvVars: []string{"MSGBUS_SHUTDOWN_TIMEOUT"},
+			Usage: "on SIGINT or SIGTERM, wait up to `DURATION` for streams to end before closing them"}),
+	}
 	return &cli.App{
 		Name:      "msgbus",
 		Usage:     "an HTTP server-push message bus",
-		UsageText: "msgbus [-l ADDR] [-p PORT] [-d DIR] [-s SECRET] [-v]...",
+		UsageText: "msgbus [-l ADDR] [-p PORT] [-d DIR] [-s SECRET] [-m MODE] [-c FILE] [-v]...",
 		Description: "Publish with POST /msgbus/<channel> (the body is the message, its Content-Type its type);\n" +
 			"subscribe with GET /msgbus/<channel>, a multipart/x-mixed-replace stream of every message\n" +
-			"published to the channel or below it. GET /msgbus/ watches every channel.\n\n" +
+			"published to the channel or below it. GET /msgbus/ watches every channel. WebSockets:\n" +
+			"/bus/<topic> (peers), /pub/ and /sub/<topic> (pub/sub), /push/ and /pull/<topic> (round robin).\n\n" +
 			"   curl -N localhost:8888/msgbus/news &\n" +
 			"   curl -d 'hello' -H 'Content-Type: text/plain' localhost:8888/msgbus/news",
 		HideHelpCommand: true,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "listen", Aliases: []string{"l"}, EnvVars: []string{"MSGBUS_LISTEN"},
-				Usage: "listen on `ADDR`: a host, host:port or http://*:4000 (default: every interface)"},
-			&cli.IntFlag{Name: "port", Aliases: []string{"p"}, Value: 8888, EnvVars: []string{"MSGBUS_PORT"},
-				Usage: "listen on `PORT` unless -l names one"},
-			&cli.StringFlag{Name: "web-root", Aliases: []string{"d"}, EnvVars: []string{"MSGBUS_WEB_ROOT"},
-				Usage: "serve static files from `DIR` at every path outside /msgbus/ (never a file outside DIR)"},
-			&cli.StringFlag{Name: "secret", Aliases: []string{"s"}, EnvVars: []string{"MSGBUS_SECRET"},
-				Usage: "require HTTP Basic auth with password `SECRET`; the user name is the From of what it publishes"},
-			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Count: &verbosity,
-				Usage: "log more: -v logs at debug level (each subscribe and unsubscribe)"},
-			&cli.IntFlag{Name: "max-message-bytes", Value: server.DefaultMaxMessageBytes, EnvVars: []string{"MSGBUS_MAX_MESSAGE_BYTES"},
-				Usage: "refuse a published body over `N` bytes with 413"},
-			&cli.IntFlag{Name: "max-queue-bytes", Value: hub.DefaultMaxQueueBytes, EnvVars: []string{"MSGBUS_MAX_QUEUE_BYTES"},
-				Usage: "disconnect a subscriber that falls `N` bytes behind (it is too slow to keep up)"},
-			&cli.IntFlag{Name: "max-subscribers", EnvVars: []string{"MSGBUS_MAX_SUBSCRIBERS"},
-				Usage: "refuse subscribers beyond `N` with 503 (0: no limit)"},
-			&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"MSGBUS_TLS_CERT"},
-				Usage: "serve HTTPS with the PEM certificate (chain) in `FILE`; needs --tls-key"},
-			&cli.StringFlag{Name: "tls-key", EnvVars: []string{"MSGBUS_TLS_KEY"},
-				Usage: "the PEM private key in `FILE` for --tls-cert"},
-			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"MSGBUS_LOG_FORMAT"},
-				Usage: "log as `FORMAT`: text or json"},
-			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"MSGBUS_LOG_LEVEL"},
-				Usage: "log at `LEVEL` and above: debug, info, warn or error"},
-			&cli.DurationFlag{Name: "shutdown-timeout", Value: 5 * time.Second, EnvVars: []string{"MSGBUS_SHUTDOWN_TIMEOUT"},
-				Usage: "on SIGINT or SIGTERM, wait up to `DURATION` for streams to end before closing them"},
+		Flags:           flags,
+		Before: func(c *cli.Context) error {
+			src, err := configSource(c)
+			if err != nil {
+				return err
+			}
+			if err := altsrc.ApplyInputSourceValues(c, src, flags); err != nil {
+				return fmt.Errorf("config file %s: %w", src.Source(), err)
+			}
+			return nil
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -77,19 +100,28 @@ func newApp() *cli.App {
 			if err != nil {
 				return err
 			}
+			mode := strings.ToLower(c.String("mode"))
+			if mode != "development" && mode != "production" {
+				return fmt.Errorf("--mode %q: want development or production", c.String("mode"))
+			}
 			srv, err := server.New(server.Config{
-				MaxMessageBytes: c.Int("max-message-bytes"),
-				MaxQueueBytes:   c.Int("max-queue-bytes"),
-				MaxSubscribers:  c.Int("max-subscribers"),
-				Secret:          c.String("secret"),
-				WebRoot:         c.String("web-root"),
-				TLSCertFile:     c.String("tls-cert"),
-				TLSKeyFile:      c.String("tls-key"),
-				Logger:          log,
+				MaxMessageBytes:    c.Int("max-message-bytes"),
+				MaxQueueBytes:      c.Int("max-queue-bytes"),
+				MaxSubscribers:     c.Int("max-subscribers"),
+				MaxBacklogMessages: c.Int("max-backlog-messages"),
+				MaxBacklogBytes:    c.Int("max-backlog-bytes"),
+				Secret:             c.String("secret"),
+				WebRoot:            c.String("web-root"),
+				ExampleApp:         mode == "development",
+				AllowOrigins:       c.StringSlice("allow-origin"),
+				TLSCertFile:        c.String("tls-cert"),
+				TLSKeyFile:         c.String("tls-key"),
+				Logger:             log,
 			})
 			if err != nil {
 				return err
 			}
+			log.Info("mode", "mode", mode)
 			return run(srv, addr, c.Duration("shutdown-timeout"), log)
 		},
 	}

@@ -45,6 +45,9 @@ type Config struct {
 	Secret string
 	// WebRoot, when set, is a folder served at every path outside the bus.
 	WebRoot string
+	// ExampleApp serves the example app at / (development mode) when no
+	// WebRoot is given.
+	ExampleApp bool
 	// TLSCertFile and TLSKeyFile, when both set, make the server speak HTTPS.
 	TLSCertFile, TLSKeyFile string
 	// AllowOrigins, when not empty, restricts which web pages may use the
@@ -77,6 +80,8 @@ type Server struct {
 	streams map[*stream]struct{}
 	closing bool
 	wg      sync.WaitGroup // live streams
+
+	closeFiles sync.Once // the file server's cache cleaner and the web root
 }
 
 // New checks cfg and builds a Server. Errors name the setting to fix.
@@ -115,6 +120,8 @@ func New(cfg Config) (*Server, error) {
 		if err := s.openWebRoot(cfg.WebRoot); err != nil {
 			return nil, err
 		}
+	} else if cfg.ExampleApp {
+		s.serveExampleApp()
 	}
 	s.http = &fasthttp.Server{
 		Handler:                       s.handle,
@@ -187,10 +194,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if herr := <-httpDone; err == nil {
 		err = herr
 	}
-	if s.root != nil {
-		close(s.staticStop)
-		s.root.Close()
-	}
+	s.closeFiles.Do(func() {
+		if s.staticStop != nil {
+			close(s.staticStop)
+		}
+		if s.root != nil {
+			s.root.Close()
+		}
+	})
 	return err
 }
 

@@ -2,9 +2,12 @@ package server
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/msgbus/msgbus/server/app"
 )
 
 // openWebRoot serves dir at every path outside the bus. The files are read
@@ -17,9 +20,22 @@ func (s *Server) openWebRoot(dir string) error {
 		return fmt.Errorf("server: web root (-d): %w", err)
 	}
 	s.root = root
+	s.static = s.fileHandler(root.FS())
+	return nil
+}
+
+// serveExampleApp serves the embedded example app (development mode).
+func (s *Server) serveExampleApp() {
+	s.static = s.fileHandler(app.Files())
+}
+
+// fileHandler serves the files of fsys with fasthttp's file server: index.html
+// for folders, Content-Type from the extension, byte ranges. Its cache
+// cleaner stops on Shutdown.
+func (s *Server) fileHandler(fsys fs.FS) fasthttp.RequestHandler {
 	s.staticStop = make(chan struct{})
-	fs := &fasthttp.FS{
-		FS:              root.FS(),
+	h := &fasthttp.FS{
+		FS:              fsys,
 		IndexNames:      []string{"index.html"},
 		AcceptByteRange: true,
 		CleanStop:       s.staticStop,
@@ -27,6 +43,5 @@ func (s *Server) openWebRoot(dir string) error {
 			fail(ctx, fasthttp.StatusNotFound, "not found: "+string(ctx.Path()))
 		},
 	}
-	s.static = fs.NewRequestHandler()
-	return nil
+	return h.NewRequestHandler()
 }
