@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,14 +28,44 @@ import (
 //
 // With MSGBUS_BENCH_ADDR=host:port it measures a server already running
 // there instead (another msgbus process, or another bus speaking the same
-// protocol), so that client and server are separate processes.
+// protocol), so that client and server are separate processes; with
+// MSGBUS_BENCH_PID too, it reports that process's CPU time per delivery
+// (user+system, from /proc/<pid>/stat) and its resident memory.
 func BenchmarkEndToEnd(b *testing.B) {
 	for _, subs := range []int{1, 100, 1000} {
-		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) { benchEndToEnd(b, subs, 4) })
+		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) { benchEndToEnd(b, subs, 4, false) })
 	}
 }
 
-func benchEndToEnd(b *testing.B, subs, publishers int) {
+// BenchmarkEndToEndWebSocket is BenchmarkEndToEnd with WebSocket
+// subscribers on /sub/bench instead of multipart streams.
+func BenchmarkEndToEndWebSocket(b *testing.B) {
+	for _, subs := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) { benchEndToEnd(b, subs, 4, true) })
+	}
+}
+
+// benchSubscribe opens a stream on /msgbus/bench, or a WebSocket on
+// /sub/bench, and reads the response head.
+func benchSubscribe(b *testing.B, ts *testServer, websocket bool) *rawConn {
+	if !websocket {
+		return ts.subscribe(b, "/msgbus/bench", true)
+	}
+	c := ts.dial(b, "GET /sub/bench HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		line, err := c.r.ReadString('\n')
+		if err != nil {
+			b.Fatalf("websocket handshake: %v", err)
+		}
+		if line == "\r\n" {
+			return c
+		}
+	}
+}
+
+func benchEndToEnd(b *testing.B, subs, publishers int, websocket bool) {
 	var ts *testServer
 	if addr := os.Getenv("MSGBUS_BENCH_ADDR"); addr != "" {
 		ts = &testServer{Addr: addr}
@@ -42,7 +73,11 @@ func benchEndToEnd(b *testing.B, subs, publishers int) {
 		ts = startServer(b, Config{MaxQueueBytes: 8 << 20})
 	}
 	body := strings.Repeat("x", 100)
-	frameLen := int64(len(chunked.Encode(&hub.Message{Channel: "bench", Type: "text/plain", Body: []byte(body)}, false)))
+	format := chunked
+	if websocket {
+		format = ws
+	}
+	frameLen := int64(len(format.Encode(&hub.Message{Channel: "bench", Type: "text/plain", Body: []byte(body)}, false)))
 
 	// Subscribers count bytes; every frame has the same length, so bytes
 	// tell how many messages arrived without parsing in the hot loop.
@@ -51,7 +86,7 @@ func benchEndToEnd(b *testing.B, subs, publishers int) {
 	var short atomic.Int64
 	conns := make([]net.Conn, subs)
 	for i := range conns {
-		c := ts.subscribe(b, "/msgbus/bench", true)
+		c := benchSubscribe(b, ts, websocket)
 		conns[i] = c.Conn
 		wg.Add(1)
 		go func() {
@@ -76,6 +111,8 @@ func benchEndToEnd(b *testing.B, subs, publishers int) {
 
 	req := []byte("POST /msgbus/bench HTTP/1.1\r\nHost: bench\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n" + body)
 	latencies := make([][]time.Duration, publishers)
+	pid := os.Getenv("MSGBUS_BENCH_PID")
+	cpuBefore := procCPU(b, pid)
 	b.ReportAllocs()
 	b.ResetTimer()
 	var pwg sync.WaitGroup
@@ -93,6 +130,11 @@ func benchEndToEnd(b *testing.B, subs, publishers int) {
 	pwg.Wait()
 	wg.Wait()
 	b.StopTimer()
+	if pid != "" {
+		cpu := procCPU(b, pid) - cpuBefore
+		b.ReportMetric(float64(cpu.Nanoseconds())/(float64(b.N)*float64(subs)), "server-cpu-ns/delivery")
+		b.ReportMetric(float64(procRSS(b, pid))/1024, "server-rss-KiB")
+	}
 	if s := short.Load(); s > 0 {
 		b.Fatalf("%d of %d subscribers missed messages", s, subs)
 	}
@@ -153,4 +195,36 @@ func read204(r *bufio.Reader) error {
 			return nil
 		}
 	}
+}
+
+// procCPU returns the user+system CPU time of process pid so far, or 0
+// when pid is "".
+func procCPU(b *testing.B, pid string) time.Duration {
+	if pid == "" {
+		return 0
+	}
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The command name, in parentheses, may hold spaces: count fields after it.
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// procRSS returns the resident set of process pid in bytes.
+func procRSS(b *testing.B, pid string) int64 {
+	status, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.Lines(string(status)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
