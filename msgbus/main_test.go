@@ -72,7 +72,7 @@ type proc struct {
 }
 
 // freePort finds a port that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -85,7 +85,7 @@ func freePort(t *testing.T) int {
 // startMsgbus runs name with args, which must make it listen on addr, and
 // waits until it accepts connections. The process is killed at the end of
 // the test if it still runs.
-func startMsgbus(t *testing.T, addr, name string, args ...string) *proc {
+func startMsgbus(t testing.TB, addr, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(name, args...), stderr: &lockedBuffer{}, done: make(chan struct{}), addr: addr}
 	p.cmd.Stderr = p.stderr
