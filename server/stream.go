@@ -90,7 +90,7 @@ func (s *Server) startStream(c net.Conn, channel string, opts hub.SubscribeOptio
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		refuse(c, "503 Service Unavailable", "shutting down")
+		refuse(c, opts.Format, "shutting down")
 		return
 	}
 	s.streams[st] = struct{}{}
@@ -103,7 +103,7 @@ func (s *Server) startStream(c net.Conn, channel string, opts hub.SubscribeOptio
 		if err == hub.ErrTooManySubscribers {
 			reason = errTooMany
 		}
-		refuse(c, "503 Service Unavailable", reason)
+		refuse(c, opts.Format, reason)
 		s.forget(st)
 		return
 	}
@@ -264,8 +264,12 @@ func (s *Server) forget(st *stream) {
 }
 
 // refuse answers on a hijacked connection that could not become a stream.
-func refuse(c net.Conn, status, reason string) {
-	c.Write([]byte("HTTP/1.1 " + status + "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n" +
+func refuse(c net.Conn, f hub.Format, reason string) {
+	proto := "HTTP/1.1"
+	if f == plain {
+		proto = "HTTP/1.0"
+	}
+	c.Write([]byte(proto + " 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n" +
 		"Content-Length: " + strconv.Itoa(len(reason)+1) + "\r\n\r\n" + reason + "\n"))
 	c.Close()
 }
