@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
 
 	"github.com/msgbus/msgbus/server/hub"
@@ -78,6 +79,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	streams map[*stream]struct{}
+	senders map[*websocket.Conn]struct{} // WebSockets of /pub/ and /push/
 	closing bool
 	wg      sync.WaitGroup // live streams
 
@@ -95,7 +97,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, streams: make(map[*stream]struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, streams: make(map[*stream]struct{}),
+		senders: make(map[*websocket.Conn]struct{})}
 	s.hub = hub.New(hub.Config{
 		MaxQueueBytes:      cfg.MaxQueueBytes,
 		MaxSubscribers:     cfg.MaxSubscribers,
@@ -170,6 +173,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing = true
 	s.mu.Unlock()
 	s.hub.Close()
+	s.closeSenders()
 
 	streamsDone := make(chan struct{})
 	go func() { s.wg.Wait(); close(streamsDone) }()
@@ -180,7 +184,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 		s.mu.Lock()
 		for st := range s.streams {
-			st.conn.Close()
+			st.closeConn()
 		}
 		s.mu.Unlock()
 		<-streamsDone

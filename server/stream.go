@@ -65,6 +65,17 @@ func (st *stream) attach(c net.Conn) {
 // ends.
 const dropWait = time.Second
 
+// closeConn closes the connection if the stream has one yet: at a
+// shutdown that ran out of time.
+func (st *stream) closeConn() {
+	st.mu.Lock()
+	c := st.conn
+	st.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+}
+
 // dropped is the hub's Dropped: the flusher may be stuck writing to a
 // socket the client does not read, so give that write a deadline.
 func (st *stream) dropped() {

@@ -211,8 +211,13 @@ func (wc *wsConn) unsubscribe(unsent [][]byte) {
 // frames, publishing what the sending patterns send, until the peer goes
 // away, then cleans up.
 func (wc *wsConn) serve(c *websocket.Conn) {
+	if wc.st == nil && !wc.srv.trackSender(c) {
+		c.Close()
+		return
+	}
 	if wc.st != nil {
 		if !wc.orphan.Stop() {
+			c.Close()
 			return // abandon ran, or is running
 		}
 		wc.once.Do(func() {}) // abandon may no longer run
@@ -228,7 +233,13 @@ func (wc *wsConn) serve(c *websocket.Conn) {
 			return c.SetReadDeadline(time.Now().Add(pongWait))
 		})
 		c.SetCloseHandler(func(code int, _ string) error {
-			wc.st.sub.Finish(wsClose(code, ""))
+			// Echo the peer's code (RFC 6455 §5.5.1); a close without one
+			// (1005 is never on the wire) is answered without one.
+			reply := wsFrame(opClose, nil)
+			if code != websocket.CloseNoStatusReceived {
+				reply = wsClose(code, "")
+			}
+			wc.st.sub.Finish(reply)
 			return nil
 		})
 		wc.st.wake() // what was published since the subscription
@@ -252,6 +263,7 @@ func (wc *wsConn) serve(c *websocket.Conn) {
 	heartbeat.Stop()
 	if wc.st == nil {
 		c.Close()
+		wc.srv.forgetSender(c)
 		return
 	}
 	// The subscription has ended (readLoop saw to it): the flusher writes
@@ -324,4 +336,41 @@ func (wc *wsConn) close(c *websocket.Conn, code int, reason string) {
 		return
 	}
 	c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+}
+
+// trackSender registers a connection of a sending pattern (/pub/, /push/),
+// which has no stream, so that Shutdown can close it. It reports false when
+// the server is shutting down.
+func (s *Server) trackSender(c *websocket.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.senders[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) forgetSender(c *websocket.Conn) {
+	s.mu.Lock()
+	delete(s.senders, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// closeSenders says goodbye (1001) to every sending WebSocket; their read
+// loops then end.
+func (s *Server) closeSenders() {
+	s.mu.Lock()
+	senders := make([]*websocket.Conn, 0, len(s.senders))
+	for c := range s.senders {
+		senders = append(senders, c)
+	}
+	s.mu.Unlock()
+	for _, c := range senders {
+		c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeGoingAway, "server shutting down"),
+			time.Now().Add(time.Second))
+		c.NetConn().Close()
+	}
 }
