@@ -26,6 +26,9 @@ func parseOriginPattern(entry string) originPattern {
 	if i := strings.LastIndexByte(e, ':'); i >= 0 && !strings.HasSuffix(e, "]") {
 		p.port, e = e[i+1:], e[:i]
 	}
+	if strings.HasPrefix(e, "[") && strings.HasSuffix(e, "]") {
+		e = e[1 : len(e)-1] // an IPv6 literal; url.Hostname drops the brackets too
+	}
 	p.host = e
 	p.bare = p.scheme == "" && p.port == "" && !strings.ContainsAny(e, "*?[")
 	return p

@@ -79,7 +79,8 @@ func (h *Hub) Push(m *Message, f Format) (int, error) {
 		r = &rotation{}
 		h.pulls[m.Channel] = r
 	}
-	if r.offer(frame) {
+	r.drain() // older messages first
+	if len(r.backlog) == 0 && r.offer(frame) {
 		m.ID = h.nextID.Add(1)
 		h.published.Add(1)
 		h.delivered.Add(1)
@@ -96,6 +97,31 @@ func (h *Hub) Push(m *Message, f Format) (int, error) {
 	r.backlog = append(r.backlog, frame)
 	r.backlogBytes += len(frame)
 	return 0, nil
+}
+
+// drain hands backlog frames, oldest first, to pullers with room, until
+// one is refused. pullMu must be held.
+func (r *rotation) drain() {
+	n := 0
+	for n < len(r.backlog) && r.offer(r.backlog[n]) {
+		r.backlogBytes -= len(r.backlog[n])
+		r.backlog[n] = nil
+		n++
+	}
+	if n > 0 {
+		r.backlog = append(r.backlog[:0], r.backlog[n:]...)
+	}
+}
+
+// refill is called when puller s has emptied its queue: frames waiting in
+// the backlog because every puller was full go out now, not only when the
+// next puller connects. pullMu must not be held.
+func (h *Hub) refill(s *Subscription) {
+	h.pullMu.Lock()
+	defer h.pullMu.Unlock()
+	if r := h.pulls[s.channel]; r != nil && len(r.backlog) > 0 {
+		r.drain()
+	}
 }
 
 // offer queues frame for the next puller that takes it. pullMu must be held.

@@ -57,16 +57,21 @@ func (s *Subscription) Channel() string { return s.channel }
 // When there is nothing to take, dst stays the caller's.
 func (s *Subscription) Take(dst [][]byte) ([][]byte, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if len(s.queue) == 0 {
-		if s.err == nil {
+		err := s.err
+		if err == nil {
 			s.waiting = true
 		}
-		return dst[:0], s.err
+		s.mu.Unlock()
+		if s.puller && err == nil {
+			s.hub.refill(s) // this puller has room now
+		}
+		return dst[:0], err
 	}
 	out := s.queue
 	s.queue = dst[:0]
 	s.queued = 0
+	s.mu.Unlock()
 	return out, nil
 }
 
