@@ -128,7 +128,11 @@ func (s *Server) upgradePattern(ctx *fasthttp.RequestCtx, p pattern, topic, user
 	echo := string(args.Peek("echo"))
 	wc := &wsConn{srv: s, pattern: p, topic: topic, user: user, echo: echo == "1" || echo == "true"}
 	if p == patternBus || p == patternSub || p == patternPull {
-		if !s.subscribeWS(ctx, wc, hub.NewFilter(string(args.Peek("type")), string(args.Peek("sender")))) {
+		var filter *hub.Filter
+		if p != patternPull { // each push goes to exactly one puller, filters or not
+			filter = hub.NewFilter(string(args.Peek("type")), string(args.Peek("sender")))
+		}
+		if !s.subscribeWS(ctx, wc, filter) {
 			return
 		}
 	}
