@@ -119,21 +119,11 @@ type SubscribeOptions struct {
 // must check the channel name first (CheckChannel). Once Subscribe returns,
 // every later Publish reaches the subscriber; the first Take returns Head.
 func (h *Hub) Subscribe(channel string, opts SubscribeOptions) (*Subscription, error) {
-	s := &Subscription{
-		hub: h, channel: channel, format: opts.Format, filter: opts.Filter,
-		max: h.cfg.MaxQueueBytes, wake: opts.Wake, dropped: opts.Dropped,
-	}
-	if opts.Head != nil {
-		s.queue = append(s.queue, opts.Head)
-	}
+	s := h.newSubscription(channel, opts)
 	h.closeMu.RLock()
 	defer h.closeMu.RUnlock()
-	if h.closed {
-		return nil, ErrClosed
-	}
-	if n := h.subscribers.Add(1); h.cfg.MaxSubscribers > 0 && n > int64(h.cfg.MaxSubscribers) {
-		h.subscribers.Add(-1)
-		return nil, ErrTooManySubscribers
+	if err := h.admitLocked(); err != nil {
+		return nil, err
 	}
 	sh := h.shard(channel)
 	sh.mu.Lock()
@@ -148,6 +138,33 @@ func (h *Hub) Subscribe(channel string, opts SubscribeOptions) (*Subscription, e
 	n.mu.Unlock()
 	sh.mu.Unlock()
 	return s, nil
+}
+
+// newSubscription makes the subscription Subscribe or SubscribePull
+// registers.
+func (h *Hub) newSubscription(channel string, opts SubscribeOptions) *Subscription {
+	s := &Subscription{
+		hub: h, channel: channel, format: opts.Format, filter: opts.Filter,
+		max: h.cfg.MaxQueueBytes, wake: opts.Wake, dropped: opts.Dropped,
+	}
+	if opts.Head != nil {
+		s.queue = append(s.queue, opts.Head)
+	}
+	return s
+}
+
+// admitLocked counts one more subscriber, or fails with ErrClosed after
+// Close or ErrTooManySubscribers at the limit. closeMu must be held for
+// reading.
+func (h *Hub) admitLocked() error {
+	if h.closed {
+		return ErrClosed
+	}
+	if n := h.subscribers.Add(1); h.cfg.MaxSubscribers > 0 && n > int64(h.cfg.MaxSubscribers) {
+		h.subscribers.Add(-1)
+		return ErrTooManySubscribers
+	}
+	return nil
 }
 
 // Unsubscribe removes s from the index and ends it with ErrUnsubscribed

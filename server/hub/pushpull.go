@@ -29,21 +29,12 @@ type rotation struct {
 // whose queue is full is passed over rather than dropped. Unsubscribe it
 // with UnsubscribePull.
 func (h *Hub) SubscribePull(topic string, opts SubscribeOptions) (*Subscription, error) {
-	s := &Subscription{
-		hub: h, channel: topic, format: opts.Format, filter: opts.Filter,
-		max: h.cfg.MaxQueueBytes, wake: opts.Wake, puller: true,
-	}
-	if opts.Head != nil {
-		s.queue = append(s.queue, opts.Head)
-	}
+	s := h.newSubscription(topic, opts)
+	s.puller = true
 	h.closeMu.RLock()
 	defer h.closeMu.RUnlock()
-	if h.closed {
-		return nil, ErrClosed
-	}
-	if n := h.subscribers.Add(1); h.cfg.MaxSubscribers > 0 && n > int64(h.cfg.MaxSubscribers) {
-		h.subscribers.Add(-1)
-		return nil, ErrTooManySubscribers
+	if err := h.admitLocked(); err != nil {
+		return nil, err
 	}
 	h.pullMu.Lock()
 	defer h.pullMu.Unlock()
