@@ -168,10 +168,17 @@ func answerPublished(ctx *fasthttp.RequestCtx, m *hub.Message, reached int) {
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }
 
-// subscribe takes over the connection for a multipart stream. The
+// subscribe takes over the connection for a multipart stream, or for
+// Server-Sent Events when the Accept header asks for them; a browser
+// navigation gets the viewer page instead (PROTOCOL.md §3). The
 // subscription is made before the response head is written, so a message
 // published once the client has seen the head is never missed.
 func (s *Server) subscribe(ctx *fasthttp.RequestCtx, channel string) {
+	want := negotiate(string(ctx.Request.Header.Peek(fasthttp.HeaderAccept)))
+	if want == wantViewer {
+		serveViewer(ctx)
+		return
+	}
 	if max := s.cfg.MaxSubscribers; max > 0 && s.hub.Stats().Subscribers >= int64(max) {
 		fail(ctx, fasthttp.StatusServiceUnavailable, errTooMany)
 		return
@@ -181,6 +188,12 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, channel string) {
 	format, head := chunked, chunkedHead
 	if !ctx.Request.Header.IsHTTP11() {
 		format, head = plain, plainHead
+	}
+	if want == wantSSE {
+		format, head = sseChunked, sseChunkedHead
+		if !ctx.Request.Header.IsHTTP11() {
+			format, head = ssePlain, ssePlainHead
+		}
 	}
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {

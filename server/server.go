@@ -209,9 +209,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// fasthttpLogger sends fasthttp's own messages to slog.
+// fasthttpLogger sends fasthttp's own messages to slog at debug level:
+// they are about one connection (a client that sent garbage or vanished, a
+// file missing from the web root), which the client has already been told,
+// and at a higher level any client could fill the log.
 type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Warn(fmt.Sprintf(format, args...), "source", "fasthttp")
+	l.log.Debug(fmt.Sprintf(format, args...), "source", "fasthttp")
 }

@@ -42,6 +42,8 @@ type stream struct {
 
 	mu   sync.Mutex // orders attach and dropped, which may race
 	slow bool       // the hub dropped the subscriber
+
+	beat *heartbeat // an SSE stream's idle comments (sse.go); nil for others
 }
 
 // attach gives the stream its connection, raw (as fasthttp's hijack
@@ -121,6 +123,7 @@ func (s *Server) startStream(c net.Conn, channel string, opts hub.SubscribeOptio
 	st.sub = sub
 	s.log.Debug("subscribed", "channel", "/"+channel, "remote", c.RemoteAddr().String())
 	st.wake() // the head, and whatever was published since Subscribe
+	st.beat = startHeartbeat(opts.Format, sub)
 	go st.read()
 }
 
@@ -261,6 +264,7 @@ func (st *stream) read() {
 		}
 	}
 	st.srv.hub.Unsubscribe(st.sub)
+	st.beat.stop()
 	<-st.done
 	st.srv.log.Debug("unsubscribed", "channel", "/"+st.sub.Channel(), "reason", st.sub.Err())
 	st.srv.forget(st)
@@ -277,7 +281,7 @@ func (s *Server) forget(st *stream) {
 // refuse answers on a hijacked connection that could not become a stream.
 func refuse(c net.Conn, f hub.Format, reason string) {
 	proto := "HTTP/1.1"
-	if f == plain {
+	if f == plain || f == ssePlain {
 		proto = "HTTP/1.0"
 	}
 	c.Write([]byte(proto + " 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n" +
