@@ -29,8 +29,11 @@ import (
 // With MSGBUS_BENCH_ADDR=host:port it measures a server already running
 // there instead (another msgbus process, or another bus speaking the same
 // protocol), so that client and server are separate processes; with
-// MSGBUS_BENCH_PID too, it reports that process's CPU time per delivery
-// (user+system, from /proc/<pid>/stat) and its resident memory.
+// MSGBUS_BENCH_PID too (a pid, or several comma-separated), it reports
+// those processes' CPU time per delivery (user+system, from /proc) and
+// their resident memory. Another server frames messages its own way: give
+// the bytes a 100-byte message takes on its stream in
+// MSGBUS_BENCH_FRAME_BYTES.
 func BenchmarkEndToEnd(b *testing.B) {
 	for _, subs := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) { benchEndToEnd(b, subs, 4, false) })
@@ -46,18 +49,24 @@ func BenchmarkEndToEndWebSocket(b *testing.B) {
 }
 
 // benchSubscribe opens a stream on /msgbus/bench, or a WebSocket on
-// /sub/bench, and reads the response head.
+// /sub/bench, and reads the response head, whatever its headers: another
+// server's may differ.
 func benchSubscribe(b *testing.B, ts *testServer, websocket bool) *rawConn {
-	if !websocket {
-		return ts.subscribe(b, "/msgbus/bench", true)
+	req := "GET /msgbus/bench HTTP/1.1\r\nHost: bench\r\n\r\n"
+	if websocket {
+		req = "GET /sub/bench HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
 	}
-	c := ts.dial(b, "GET /sub/bench HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	c := ts.dial(b, req)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	status, err := c.r.ReadString('\n')
+	if err != nil || !strings.Contains(status, " 200 ") && !strings.Contains(status, " 101 ") {
+		b.Fatalf("subscribing: %q %v", status, err)
+	}
 	for {
 		line, err := c.r.ReadString('\n')
 		if err != nil {
-			b.Fatalf("websocket handshake: %v", err)
+			b.Fatalf("subscribing: %v", err)
 		}
 		if line == "\r\n" {
 			return c
@@ -78,12 +87,16 @@ func benchEndToEnd(b *testing.B, subs, publishers int, websocket bool) {
 		format = ws
 	}
 	frameLen := int64(len(format.Encode(&hub.Message{Channel: "bench", Type: "text/plain", Body: []byte(body)}, false)))
+	if n, err := strconv.ParseInt(os.Getenv("MSGBUS_BENCH_FRAME_BYTES"), 10, 64); err == nil {
+		frameLen = n // another server frames a message its own way
+	}
 
 	// Subscribers count bytes; every frame has the same length, so bytes
 	// tell how many messages arrived without parsing in the hot loop.
 	want := int64(b.N) * frameLen
 	var wg sync.WaitGroup
-	var short atomic.Int64
+	var short, leastGot atomic.Int64
+	leastGot.Store(want)
 	conns := make([]net.Conn, subs)
 	for i := range conns {
 		c := benchSubscribe(b, ts, websocket)
@@ -94,8 +107,8 @@ func benchEndToEnd(b *testing.B, subs, publishers int, websocket bool) {
 			got := int64(c.r.Buffered())
 			c.r.Discard(c.r.Buffered())
 			buf := make([]byte, 64<<10)
-			c.SetReadDeadline(time.Now().Add(2 * time.Minute))
 			for got < want {
+				c.SetReadDeadline(time.Now().Add(10 * time.Second)) // give up after 10 s of silence
 				n, err := c.Read(buf)
 				got += int64(n)
 				if err != nil {
@@ -104,6 +117,8 @@ func benchEndToEnd(b *testing.B, subs, publishers int, websocket bool) {
 			}
 			if got != want {
 				short.Add(1)
+				for least := leastGot.Load(); got < least && !leastGot.CompareAndSwap(least, got); least = leastGot.Load() {
+				}
 			}
 		}()
 	}
@@ -136,7 +151,8 @@ func benchEndToEnd(b *testing.B, subs, publishers int, websocket bool) {
 		b.ReportMetric(float64(procRSS(b, pid))/1024, "server-rss-KiB")
 	}
 	if s := short.Load(); s > 0 {
-		b.Fatalf("%d of %d subscribers missed messages", s, subs)
+		b.Fatalf("%d of %d subscribers missed messages: the worst got %d of %d bytes (%d-byte frames)",
+			s, subs, leastGot.Load(), want, frameLen)
 	}
 	all := slices.Concat(latencies...)
 	slices.Sort(all)
@@ -167,7 +183,7 @@ func publishLoop(b *testing.B, addr string, req []byte, n int) []time.Duration {
 			b.Error(err)
 			return lat
 		}
-		if err := read204(r); err != nil {
+		if err := readPublishAnswer(r); err != nil {
 			b.Error(err)
 			return lat
 		}
@@ -176,55 +192,68 @@ func publishLoop(b *testing.B, addr string, req []byte, n int) []time.Duration {
 	return lat
 }
 
-// read204 reads one bodiless 204 response.
-func read204(r *bufio.Reader) error {
+// readPublishAnswer reads one 2xx response to a publish: ours is a
+// bodiless 204, another server's may have a body of known length.
+func readPublishAnswer(r *bufio.Reader) error {
 	line, err := r.ReadSlice('\n')
 	if err != nil {
 		return err
 	}
-	if !bytes.HasPrefix(line, []byte("HTTP/1.1 204")) {
+	if !bytes.HasPrefix(line, []byte("HTTP/1.1 2")) {
 		rest, _ := io.ReadAll(io.LimitReader(r, 200))
 		return fmt.Errorf("publish answered %q%q", line, rest)
 	}
+	length := 0
 	for {
 		line, err = r.ReadSlice('\n')
 		if err != nil {
 			return err
 		}
 		if len(line) <= 2 {
-			return nil
+			_, err = r.Discard(length)
+			return err
+		}
+		if k, v, ok := strings.Cut(string(line), ":"); ok && strings.EqualFold(k, "Content-Length") {
+			length, _ = strconv.Atoi(strings.TrimSpace(v))
 		}
 	}
 }
 
-// procCPU returns the user+system CPU time of process pid so far, or 0
-// when pid is "".
-func procCPU(b *testing.B, pid string) time.Duration {
-	if pid == "" {
-		return 0
+// procCPU returns the user+system CPU time so far of the processes in
+// pids (comma-separated: nginx's workers, say), or 0 when pids is "".
+func procCPU(b *testing.B, pids string) time.Duration {
+	var total time.Duration
+	for pid := range strings.SplitSeq(pids, ",") {
+		if pid == "" {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			b.Fatal(err)
+		}
+		// The command name, in parentheses, may hold spaces: count fields after it.
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+		utime, _ := strconv.ParseInt(f[11], 10, 64)
+		stime, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
 	}
-	stat, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		b.Fatal(err)
-	}
-	// The command name, in parentheses, may hold spaces: count fields after it.
-	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
+	return total
 }
 
-// procRSS returns the resident set of process pid in bytes.
-func procRSS(b *testing.B, pid string) int64 {
-	status, err := os.ReadFile("/proc/" + pid + "/status")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for line := range strings.Lines(string(status)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-			return kb << 10
+// procRSS returns the resident set of the processes in pids, in bytes.
+func procRSS(b *testing.B, pids string) int64 {
+	var total int64
+	for pid := range strings.SplitSeq(pids, ",") {
+		status, err := os.ReadFile("/proc/" + pid + "/status")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for line := range strings.Lines(string(status)) {
+			if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+				total += kb << 10
+			}
 		}
 	}
-	return 0
+	return total
 }
