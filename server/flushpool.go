@@ -101,6 +101,12 @@ func (p *flushPool) run() {
 		p.head = end
 		if p.head == len(p.ready) {
 			p.ready, p.head = p.ready[:0], 0
+		} else if p.head > len(p.ready)/2 {
+			// Under steady load the list may never empty: move the live
+			// part down, so the taken prefix does not grow forever.
+			n := copy(p.ready, p.ready[p.head:])
+			clear(p.ready[n:])
+			p.ready, p.head = p.ready[:n], 0
 		}
 		p.mu.Unlock()
 		for i, st := range batch {

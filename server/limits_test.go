@@ -7,6 +7,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -481,3 +482,24 @@ func TestHalfSentPublishDeliversNothing(t *testing.T) {
 }
 
 func newLimReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
+
+// TestGoneSubscriberWithAFullSocketDoesNotHoldUpShutdown: a client that
+// half-closes (counted as gone) while its socket is full must not leave a
+// flusher blocked on it, which would hold Shutdown until its deadline.
+func TestGoneSubscriberWithAFullSocketDoesNotHoldUpShutdown(t *testing.T) {
+	ts := startServer(t, Config{MaxQueueBytes: 8 << 20})
+	c := limDialSmallBuffer(t, ts.Addr, "GET /msgbus/full HTTP/1.1\r\nHost: x\r\n\r\n")
+	ts.waitSubscribers(t, 1)
+	body := strings.Repeat("x", 16<<10)
+	for range 200 { // 3 MiB: far more than the socket buffers hold, less than the queue
+		ts.publish(t, "/msgbus/full", "text/plain", body)
+	}
+	c.Conn.(*net.TCPConn).CloseWrite()
+	ts.waitSubscribers(t, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v: a flusher stayed blocked on the gone client's socket", err)
+	}
+	ts.stop(t)
+}

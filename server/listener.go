@@ -60,7 +60,11 @@ func (l *guardedListener) shed() {
 	l.reserve = nil
 	l.mu.Unlock()
 	if reserve == nil {
-		return
+		// Lost in an earlier episode (another descriptor was taken
+		// first): try again, since without it nobody can be refused.
+		if reserve, _ = os.Open(os.DevNull); reserve == nil {
+			return
+		}
 	}
 	reserve.Close()
 	if c, err := l.Listener.Accept(); err == nil {

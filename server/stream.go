@@ -265,6 +265,10 @@ func (st *stream) read() {
 	}
 	st.srv.hub.Unsubscribe(st.sub)
 	st.beat.stop()
+	// The client is gone (a read error, or EOF: a client that half-closes
+	// counts as gone too). A flusher blocked on its full socket would wait
+	// forever: give it a moment, then let the write fail.
+	st.conn.SetWriteDeadline(time.Now().Add(dropWait))
 	<-st.done
 	st.srv.log.Debug("unsubscribed", "channel", "/"+st.sub.Channel(), "reason", st.sub.Err())
 	st.srv.forget(st)

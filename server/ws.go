@@ -138,6 +138,7 @@ func (s *Server) upgradePattern(ctx *fasthttp.RequestCtx, p pattern, topic, user
 	}
 	err := upgrader.Upgrade(ctx, wc.serve)
 	if err != nil && wc.st != nil {
+		wc.orphan.Stop()
 		wc.abandon()
 	}
 }
@@ -300,13 +301,19 @@ func (wc *wsConn) readLoop(c *websocket.Conn) {
 			return
 		}
 		c.SetReadDeadline(time.Now().Add(pongWait))
-		buf.Reset()
-		if n, _ := buf.ReadFrom(io.LimitReader(r, int64(max)+1)); n > int64(max) {
+		var n int64
+		if wc.pattern == patternSub || wc.pattern == patternPull {
+			n, _ = io.Copy(io.Discard, io.LimitReader(r, int64(max)+1)) // receivers' messages are ignored
+		} else {
+			buf.Reset()
+			n, _ = buf.ReadFrom(io.LimitReader(r, int64(max)+1))
+		}
+		if n > int64(max) {
 			wc.close(c, closeTooBig, "message too large: the limit is "+strconv.Itoa(max)+" bytes")
 			return
 		}
 		if wc.pattern == patternSub || wc.pattern == patternPull {
-			continue // receivers' messages are ignored
+			continue
 		}
 		m := &hub.Message{Channel: wc.topic, Type: wsBinaryType, Sender: wc.user, Body: buf.Bytes()}
 		if typ == websocket.TextMessage {
@@ -322,8 +329,7 @@ func (wc *wsConn) readLoop(c *websocket.Conn) {
 			wc.srv.hub.PublishExact(m, except)
 		case patternPub:
 			wc.srv.hub.Publish(m)
-		case patternPush:
-			m.Body = bytes.Clone(m.Body) // a backlog keeps it
+		case patternPush: // Push frames the body at once: the backlog keeps the frame
 			if _, err := wc.srv.hub.Push(m, ws); err != nil {
 				wc.close(c, closeTryAgainLater, "push backlog full: no puller is taking messages, try again later")
 				return

@@ -60,6 +60,15 @@ func (wsFormat) End(err error) []byte {
 	return nil
 }
 
+// Redeliverable keeps a departed puller's control frames (pings, pongs,
+// its close) from reaching another puller: only messages move on.
+func (wsFormat) Redeliverable(frame []byte) bool {
+	op := frame[0] & 0x0F
+	return op == opText || op == opBinary
+}
+
+var _ hub.Redeliverer = wsFormat{}
+
 // isTextType reports whether a message of media type t goes to a
 // WebSocket as a text frame: text/*, application/json and any +json type.
 func isTextType(t string) bool {

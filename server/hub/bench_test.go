@@ -201,3 +201,31 @@ func TestFanOutAllocatesNothingPerSubscriber(t *testing.T) {
 	}
 	t.Logf("%v allocations per publish", few)
 }
+
+// TestFilteredFanOutFoldsTheTypeOncePerMessage: a ?type= filter must not
+// cost an allocation per subscriber, even for a type with capitals
+// ("charset=UTF-8" is common).
+func TestFilteredFanOutFoldsTheTypeOncePerMessage(t *testing.T) {
+	h := New(Config{MaxQueueBytes: 1 << 30})
+	var subs []*Subscription
+	for range 100 {
+		s, err := h.Subscribe("c", SubscribeOptions{Format: partFormat{}, Filter: NewFilter("text/*", ""), Wake: func() {}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, s)
+	}
+	for _, typ := range []string{"text/plain; charset=utf-8", "text/plain; charset=UTF-8"} {
+		spare := make([][]byte, 0, 256)
+		allocs := testing.AllocsPerRun(50, func() {
+			h.Publish(&Message{Channel: "c", Type: typ, Body: benchBody})
+			for _, s := range subs {
+				spare, _ = s.Take(spare)
+				spare = spare[:0]
+			}
+		})
+		if allocs > 5 {
+			t.Errorf("type %q: %.0f allocations per message to 100 filtered subscribers, want a few per message", typ, allocs)
+		}
+	}
+}

@@ -101,13 +101,15 @@ type SubscribeOptions struct {
 	// Head, if not nil, is queued before any message: a response header,
 	// say, so that it and the messages go out through one writer.
 	Head []byte
-	// Wake is called, without locks held, when frames arrive for a taker
-	// that found the queue empty, and when the subscription ends. It must
-	// not block: it typically starts a goroutine that calls Take until the
-	// queue is empty again. Required.
+	// Wake is called when frames arrive for a taker that found the queue
+	// empty, and when the subscription ends. It runs without the
+	// subscription's lock but possibly with the channel's (inside a
+	// fan-out), so it must not block nor call into the hub: it typically
+	// hands the subscription to a writer that calls Take until the queue is
+	// empty again. Required.
 	Wake func()
-	// Dropped, if not nil, is called once, without locks held, when the hub
-	// drops the subscriber for an overflowing queue. Its writer is likely
+	// Dropped, if not nil, is called once, under the same rule as Wake,
+	// when the hub drops the subscriber for an overflowing queue. Its writer is likely
 	// blocked on a full socket and will not come back to Take soon, so
 	// Dropped should unblock it (a write deadline, say).
 	Dropped func()

@@ -10,7 +10,19 @@ type Message struct {
 	Sender  string // the authenticated publisher, "" when anonymous
 	Body    []byte // owned by the message once published; never modified
 
-	frames []frame // built lazily during Publish, one per (format, located)
+	frames    []frame // built lazily during Publish, one per (format, located)
+	typeFold  string  // Type in lower case, for type filters; set on first use
+	typeFolds bool    // typeFold is set
+}
+
+// foldedType returns Type lowercased (ASCII), computing it once per message
+// rather than once per filtered subscriber. Like Frame, it is for the
+// publishing goroutine.
+func (m *Message) foldedType() string {
+	if !m.typeFolds {
+		m.typeFold, m.typeFolds = lowerASCII(m.Type), true
+	}
+	return m.typeFold
 }
 
 type frame struct {

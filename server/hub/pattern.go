@@ -46,11 +46,16 @@ func (p PatternList) MatchesAll() bool {
 
 // Match reports whether s passes the list.
 func (p PatternList) Match(s string) bool {
-	if p.MatchesAll() {
-		return true
-	}
 	if p.fold {
 		s = lowerASCII(s)
+	}
+	return p.matchFolded(s)
+}
+
+// matchFolded is Match for an s already lowercased when the list folds.
+func (p PatternList) matchFolded(s string) bool {
+	if p.MatchesAll() {
+		return true
 	}
 	for _, n := range p.neg {
 		if glob(n, s) {
@@ -130,5 +135,14 @@ func NewFilter(types, senders string) *Filter {
 
 // Match reports whether m passes f.
 func (f *Filter) Match(m *Message) bool {
-	return f == nil || (f.Type.Match(m.Type) && f.Sender.Match(m.Sender))
+	if f == nil {
+		return true
+	}
+	typeOK := f.Type.MatchesAll()
+	if !typeOK && f.Type.fold {
+		typeOK = f.Type.matchFolded(m.foldedType()) // folded once per message
+	} else if !typeOK {
+		typeOK = f.Type.Match(m.Type)
+	}
+	return typeOK && f.Sender.Match(m.Sender)
 }

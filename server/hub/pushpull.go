@@ -130,11 +130,19 @@ func (r *rotation) offer(frame []byte) bool {
 	return false
 }
 
+// A Redeliverer is a Format whose frames are not all messages: a WebSocket
+// ping, pong or close queued with Send or Finish belongs to its subscriber
+// alone. UnsubscribePull hands a departed puller's frames to the others only
+// when Redeliverable says so.
+type Redeliverer interface {
+	Redeliverable(frame []byte) bool
+}
+
 // UnsubscribePull removes puller s from its rotation and ends it. The
 // frames still in its queue, and unsent (frames its writer had taken but
 // could not write), go to the other pullers, or to the backlog, so nothing
-// accepted is lost to a puller that went away. The turn passes to the
-// puller after s.
+// accepted is lost to a puller that went away; a Redeliverer format keeps
+// its control frames out of that. The turn passes to the puller after s.
 func (h *Hub) UnsubscribePull(s *Subscription, unsent [][]byte) {
 	s.end(ErrUnsubscribed, nil)
 	left := append(unsent, s.takeAll()...)
@@ -156,8 +164,9 @@ func (h *Hub) UnsubscribePull(s *Subscription, unsent [][]byte) {
 		r.next--
 	}
 	h.subscribers.Add(-1)
+	rd, _ := s.format.(Redeliverer)
 	for _, f := range left {
-		if f == nil || r.offer(f) {
+		if f == nil || rd != nil && !rd.Redeliverable(f) || r.offer(f) {
 			continue
 		}
 		r.backlog = append(r.backlog, f) // accepted once: over the limit rather than lost

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -430,4 +431,24 @@ func TestConcurrentPushAndPullersComingAndGoingLoseNothing(t *testing.T) {
 	if n == 0 {
 		t.Fatalf("no push was accepted: the test tested nothing")
 	}
+}
+
+// ctrlFormat is a Redeliverer: frames starting "ctrl:" are a subscriber's
+// own (as WebSocket pings and closes are), the rest are messages.
+type ctrlFormat struct{ testFormat }
+
+func (*ctrlFormat) Redeliverable(frame []byte) bool { return !bytes.HasPrefix(frame, []byte("ctrl:")) }
+
+func TestLeavingPullerKeepsItsControlFramesAndHandsOnItsMessages(t *testing.T) {
+	h := newTestHub(Config{})
+	f := &ctrlFormat{testFormat{name: "f"}}
+	a := subscribePull(t, h, "t", f)
+	b := subscribePull(t, h, "t", f)
+	a.Send([]byte("ctrl:ping-for-a"))
+	if _, err := h.Push(&Message{Channel: "t", Body: []byte("m1")}, f); err != nil { // a's turn
+		t.Fatal(err)
+	}
+	a.Finish([]byte("ctrl:close-for-a"))
+	h.UnsubscribePull(a.Subscription, [][]byte{[]byte("ctrl:pong-in-flight")})
+	wantFrames(t, b, "f-:m1")
 }
