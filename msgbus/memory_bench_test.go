@@ -12,12 +12,23 @@ import (
 )
 
 // BenchmarkIdleSubscriberMemory measures what an idle subscriber costs the
-// server: it runs the msgbus binary, connects 10,000 HTTP/1.1 subscribers
-// spread over 100 channels, and reports the growth of the process's
-// resident set per subscriber. b.N is ignored; run it once:
+// server: it runs the msgbus binary, connects 10,000 subscribers (HTTP/1.1
+// multipart streams, or WebSockets on /sub/) spread over 100 channels, and
+// reports the growth of the process's resident set per subscriber. b.N is
+// ignored; run it once:
 //
 //	go test -run XXX -bench IdleSubscriberMemory -benchtime 1x ./msgbus/
 func BenchmarkIdleSubscriberMemory(b *testing.B) {
+	b.Run("multipart", func(b *testing.B) {
+		benchIdleMemory(b, "GET /msgbus/idle/%d HTTP/1.1\r\nHost: bench\r\n\r\n")
+	})
+	b.Run("websocket", func(b *testing.B) {
+		benchIdleMemory(b, "GET /sub/idle/%d HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	})
+}
+
+func benchIdleMemory(b *testing.B, request string) {
 	const subscribers = 10000
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(b))
 	p := startMsgbus(b, addr, binary, "-l", addr, "-m", "production", "--log-level", "warn")
@@ -35,7 +46,7 @@ func BenchmarkIdleSubscriberMemory(b *testing.B) {
 			b.Fatalf("subscriber %d: %v", i, err)
 		}
 		conns = append(conns, c)
-		fmt.Fprintf(c, "GET /msgbus/idle/%d HTTP/1.1\r\nHost: bench\r\n\r\n", i%100)
+		fmt.Fprintf(c, request, i%100)
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		r := bufio.NewReaderSize(c, 256)
 		for {

@@ -136,7 +136,10 @@ func (s *Server) upgradePattern(ctx *fasthttp.RequestCtx, p pattern, topic, user
 			return
 		}
 	}
-	err := upgrader.Upgrade(ctx, wc.serve)
+	// serve runs in a goroutine of its own, so that fasthttp can release
+	// the request's context and buffers at once rather than keep them for
+	// the life of the socket (KeepHijackedConns: the socket stays open).
+	err := upgrader.Upgrade(ctx, func(c *websocket.Conn) { go wc.serve(c) })
 	if err != nil && wc.st != nil {
 		wc.orphan.Stop()
 		wc.abandon()
