@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/urfave/cli/v2"
@@ -36,16 +37,16 @@ func configSource(c *cli.Context) (altsrc.InputSourceContext, error) {
 	if err != nil {
 		return nil, err
 	}
-	known := map[string]bool{}
+	known := map[string]cli.Flag{}
 	for _, f := range c.App.Flags {
 		if _, ok := f.(altsrc.FlagInputSourceExtension); ok {
-			known[f.Names()[0]] = true
+			known[f.Names()[0]] = f
 		}
 	}
 	values := map[any]any{}
 	for k, v := range raw {
 		key := strings.ReplaceAll(k, "_", "-")
-		if !known[key] {
+		if known[key] == nil {
 			names := slices.Sorted(func(yield func(string) bool) {
 				for n := range known {
 					if !yield(n) {
@@ -58,11 +59,47 @@ func configSource(c *cli.Context) (altsrc.InputSourceContext, error) {
 		if values[key], err = normalize(v); err != nil {
 			return nil, fmt.Errorf("config file %s: key %q: %w", path, k, err)
 		}
-	}
-	if v, ok := values["allow-origin"].(string); ok {
-		values["allow-origin"] = []any{v} // a string or a list
+		if v, ok := values[key].(string); ok && key == "allow-origin" {
+			values[key] = []any{v} // a string or a list
+		}
+		// Checked here, not only when applied: a key that a flag overrides
+		// must still be right, or the file would break once the flag goes.
+		if err := checkType(known[key], values[key]); err != nil {
+			return nil, fmt.Errorf("config file %s: key %q: %w", path, k, err)
+		}
 	}
 	return altsrc.NewMapInputSource(path, values), nil
+}
+
+// checkType reports whether v suits flag f's kind.
+func checkType(f cli.Flag, v any) error {
+	switch f.(type) {
+	case *altsrc.IntFlag:
+		if _, ok := v.(int); !ok {
+			return fmt.Errorf("want a whole number, not %v", v)
+		}
+	case *altsrc.StringFlag:
+		if _, ok := v.(string); !ok {
+			return fmt.Errorf("want a string, not %v", v)
+		}
+	case *altsrc.DurationFlag:
+		if s, ok := v.(string); !ok {
+			return fmt.Errorf("want a duration such as \"5s\", not %v", v)
+		} else if _, err := time.ParseDuration(s); err != nil {
+			return fmt.Errorf("want a duration such as \"5s\": %w", err)
+		}
+	case *altsrc.StringSliceFlag:
+		list, ok := v.([]any)
+		if !ok {
+			return fmt.Errorf("want a string or a list of strings, not %v", v)
+		}
+		for _, e := range list {
+			if _, ok := e.(string); !ok {
+				return fmt.Errorf("want a list of strings, not one holding %v", e)
+			}
+		}
+	}
+	return nil
 }
 
 // readConfig parses path as TOML, YAML or JSON, by its extension.

@@ -87,7 +87,14 @@ func freePort(t testing.TB) int {
 // the test if it still runs.
 func startMsgbus(t testing.TB, addr, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(name, args...), stderr: &lockedBuffer{}, done: make(chan struct{}), addr: addr}
+	return startCmd(t, addr, exec.Command(name, args...))
+}
+
+// startCmd is startMsgbus for a command prepared by the caller (its
+// working directory or environment set).
+func startCmd(t testing.TB, addr string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{}), addr: addr}
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
