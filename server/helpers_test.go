@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -165,3 +166,17 @@ func part(headers, body string) string {
 func chunkOf(p string) string { return string(chunk([]byte(p), nil)) }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// smallReceiveBuffer is a net.Dialer Control that gives the socket a small
+// receive buffer before it connects, so the kernel's window stays small and
+// a client that does not read fills up soon.
+func smallReceiveBuffer(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}

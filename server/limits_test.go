@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -305,16 +304,7 @@ func TestOversizedHeaderIs431(t *testing.T) {
 // handshake so the kernel's window stays small, and sends request.
 func limDialSmallBuffer(t *testing.T, addr, request string) *rawConn {
 	t.Helper()
-	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
+	d := net.Dialer{Control: smallReceiveBuffer}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

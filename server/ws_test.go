@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -705,16 +704,7 @@ func TestWebSocketFrameOverLimitClosesWith1009(t *testing.T) {
 // wsDialSmallBuffer is a Dialer whose sockets have a small receive buffer,
 // set before connecting, so a client that does not read fills up soon.
 func wsDialSmallBuffer() *websocket.Dialer {
-	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
+	d := net.Dialer{Control: smallReceiveBuffer}
 	return &websocket.Dialer{HandshakeTimeout: wsTimeout, NetDial: d.Dial}
 }
 
