@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // DefaultMaxQueueBytes caps a subscriber's queue when Config.MaxQueueBytes is zero.
@@ -203,7 +204,7 @@ func (h *Hub) Unsubscribe(s *Subscription) {
 // the number of subscribers that got it queued. m must not be changed
 // afterwards; m.Channel must be a valid channel name.
 func (h *Hub) Publish(m *Message) int {
-	m.ID = h.nextID.Add(1)
+	m.ID, m.Time = h.nextID.Add(1), time.Now()
 	delivered := 0
 	prefixes(m.Channel, func(p string) {
 		sh := h.shard(p)
@@ -224,7 +225,7 @@ func (h *Hub) Publish(m *Message) int {
 // nil): the peer-to-peer bus, where a sender does not hear itself. It
 // returns the number of subscribers that got it queued.
 func (h *Hub) PublishExact(m *Message, except *Subscription) int {
-	m.ID = h.nextID.Add(1)
+	m.ID, m.Time = h.nextID.Add(1), time.Now()
 	sh := h.shard(m.Channel)
 	sh.mu.RLock()
 	n := sh.nodes[m.Channel]

@@ -1,14 +1,17 @@
 package hub
 
+import "time"
+
 // A Message is one publish: its body and metadata, and the wire frames built
 // from it. The hub never changes a message after Publish returns, so every
 // subscriber shares the same frame bytes.
 type Message struct {
-	ID      uint64 // assigned by Publish, increasing from 1
-	Channel string // where it was published, a valid channel name
-	Type    string // the media type, as given by the publisher
-	Sender  string // the authenticated publisher, "" when anonymous
-	Body    []byte // owned by the message once published; never modified
+	ID      uint64    // assigned by Publish, increasing from 1
+	Channel string    // where it was published, a valid channel name
+	Type    string    // the media type, as given by the publisher
+	Sender  string    // the authenticated publisher, "" when anonymous
+	Body    []byte    // owned by the message once published; never modified
+	Time    time.Time // when it was accepted; set by Publish, PublishExact and Push
 
 	frames    []frame // built lazily during Publish, one per (format, located)
 	typeFold  string  // Type in lower case, for type filters; set on first use

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"errors"
+	"time"
 )
 
 // ErrBacklogFull: Push found no puller able to take the message and the
@@ -62,6 +63,7 @@ func (h *Hub) SubscribePull(topic string, opts SubscribeOptions) (*Subscription,
 // past them Push fails with ErrBacklogFull. It returns the number of
 // pullers that got it (0 or 1).
 func (h *Hub) Push(m *Message, f Format) (int, error) {
+	m.Time = time.Now()
 	frame := m.Frame(f, false)
 	h.pullMu.Lock()
 	defer h.pullMu.Unlock()
