@@ -14,6 +14,7 @@ import (
 
 	"github.com/msgbus/msgbus/multipart"
 	"github.com/msgbus/msgbus/server/hub"
+	"github.com/msgbus/msgbus/server/ui"
 )
 
 const defaultType = "application/octet-stream"
@@ -32,6 +33,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	case string(path) == "/msgbus":
 		s.handleBus(ctx, "", user)
+		return
+	}
+	if string(path) == ui.Path && (ctx.IsGet() || ctx.IsHead()) {
+		ui.Serve(ctx)
 		return
 	}
 	for _, pp := range patternPrefixes {
