@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -42,7 +43,7 @@ func newApp() *cli.App {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "mode", Aliases: []string{"m"}, Value: "development", EnvVars: []string{"MSGBUS_MODE"},
 			Usage: "`MODE` development serves an example app at / (unless -d); production does not"}),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "allow-origin", EnvVars: []string{"MSGBUS_ALLOW_ORIGIN"},
-			Usage: "only pages from origins matching `PATTERN` (repeatable; example.com, *.example.com, https://*:8443) may use the WebSocket patterns, and a /msgbus/ request's Origin must match too"}),
+			Usage: "let web pages from origins matching `PATTERN` publish and subscribe, with CORS (repeatable; example.com, *.example.com, https://*:8443; '*' for any). Without it only the server's own pages may publish or open a WebSocket"}),
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Count: &verbosity,
 			Usage: "log more: -v logs at debug level (each subscribe and unsubscribe)"},
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-message-bytes", Value: server.DefaultMaxMessageBytes, EnvVars: []string{"MSGBUS_MAX_MESSAGE_BYTES"},
@@ -54,7 +55,11 @@ func newApp() *cli.App {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-backlog-messages", Value: hub.DefaultMaxBacklogMessages, EnvVars: []string{"MSGBUS_MAX_BACKLOG_MESSAGES"},
 			Usage: "a push/pull topic holds at most `N` messages while no puller takes them; more is 503 (a WebSocket pusher: close 1013)"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-backlog-bytes", Value: hub.DefaultMaxBacklogBytes, EnvVars: []string{"MSGBUS_MAX_BACKLOG_BYTES"},
-			Usage: "and at most `N` bytes of them"}),
+			Usage: "and at most `N` bytes of them, counting what its pullers have not yet written"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-backlog-total-bytes", Value: hub.DefaultMaxBacklogTotalBytes, EnvVars: []string{"MSGBUS_MAX_BACKLOG_TOTAL_BYTES"},
+			Usage: "all push/pull topics together hold at most `N` bytes; more is 503"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-connections", Value: server.DefaultMaxConnections, EnvVars: []string{"MSGBUS_MAX_CONNECTIONS"},
+			Usage: "answer client connections beyond `N` with 503 and close them (-1: no limit)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"MSGBUS_TLS_CERT"},
 			Usage: "serve HTTPS with the PEM certificate (chain) in `FILE`; needs --tls-key"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "tls-key", EnvVars: []string{"MSGBUS_TLS_KEY"},
@@ -105,35 +110,39 @@ func newApp() *cli.App {
 				return fmt.Errorf("--mode %q: want development or production", c.String("mode"))
 			}
 			srv, err := server.New(server.Config{
-				MaxMessageBytes:    c.Int("max-message-bytes"),
-				MaxQueueBytes:      c.Int("max-queue-bytes"),
-				MaxSubscribers:     c.Int("max-subscribers"),
-				MaxBacklogMessages: c.Int("max-backlog-messages"),
-				MaxBacklogBytes:    c.Int("max-backlog-bytes"),
-				Secret:             c.String("secret"),
-				WebRoot:            c.String("web-root"),
-				ExampleApp:         mode == "development",
-				AllowOrigins:       c.StringSlice("allow-origin"),
-				TLSCertFile:        c.String("tls-cert"),
-				TLSKeyFile:         c.String("tls-key"),
-				Logger:             log,
+				MaxMessageBytes:      c.Int("max-message-bytes"),
+				MaxQueueBytes:        c.Int("max-queue-bytes"),
+				MaxSubscribers:       c.Int("max-subscribers"),
+				MaxBacklogMessages:   c.Int("max-backlog-messages"),
+				MaxBacklogBytes:      c.Int("max-backlog-bytes"),
+				MaxBacklogTotalBytes: c.Int("max-backlog-total-bytes"),
+				MaxConnections:       c.Int("max-connections"),
+				Secret:               c.String("secret"),
+				WebRoot:              c.String("web-root"),
+				ExampleApp:           mode == "development",
+				AllowOrigins:         c.StringSlice("allow-origin"),
+				TLSCertFile:          c.String("tls-cert"),
+				TLSKeyFile:           c.String("tls-key"),
+				Logger:               log,
 			})
 			if err != nil {
 				return err
 			}
 			log.Info("mode", "mode", mode)
-			return run(srv, addr, c.Duration("shutdown-timeout"), log)
+			return run(srv, addr, c.Duration("shutdown-timeout"), c.String("tls-cert") != "", log)
 		},
 	}
 }
 
 // run serves until SIGINT or SIGTERM, then shuts down within timeout.
-func run(srv *server.Server, addr string, timeout time.Duration, log *slog.Logger) error {
+func run(srv *server.Server, addr string, timeout time.Duration, tls bool, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another msgbus running? choose another with -p)", addr, err)
 	}
-	log.Info("msgbus listening", "addr", ln.Addr().String())
+	url := openURL(ln.Addr().(*net.TCPAddr), tls)
+	log.Info("msgbus listening", "addr", ln.Addr().String(), "open", url,
+		"watch", "curl -N "+url+"msgbus/news")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	served := make(chan error, 1)
@@ -154,6 +163,23 @@ func run(srv *server.Server, addr string, timeout time.Duration, log *slog.Logge
 	st := srv.Hub().Stats()
 	log.Info("stopped", "published", st.Published, "delivered", st.Delivered, "slow_disconnects", st.SlowDisconnects)
 	return nil
+}
+
+// openURL is the URL a person on this machine opens to reach a listener on
+// a: localhost for every interface or loopback.
+func openURL(a *net.TCPAddr, tls bool) string {
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	host := "localhost"
+	if !a.IP.IsUnspecified() && !a.IP.IsLoopback() {
+		host = a.IP.String()
+		if a.IP.To4() == nil {
+			host = "[" + host + "]"
+		}
+	}
+	return scheme + "://" + host + ":" + strconv.Itoa(a.Port) + "/"
 }
 
 func newLogger(format, level string, verbosity int) (*slog.Logger, error) {

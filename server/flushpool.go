@@ -3,7 +3,6 @@ package server
 import (
 	"runtime"
 	"sync"
-	"syscall"
 )
 
 // A flushPool is a few goroutines that write ready streams. Rather than one
@@ -67,7 +66,7 @@ func (p *flushPool) stop() {
 
 // poolWriter is one writer's scratch state, kept across streams.
 type poolWriter struct {
-	iov     []syscall.Iovec
+	iov     iovecs
 	bufs    [][]byte
 	n       int
 	err     error
@@ -81,7 +80,7 @@ func (w *poolWriter) write(fd uintptr) bool {
 
 func (p *flushPool) run() {
 	defer p.wg.Done()
-	w := &poolWriter{iov: make([]syscall.Iovec, 0, maxIovecs)}
+	w := &poolWriter{iov: newIovecs()}
 	w.writeFn = w.write
 	batch := make([]*stream, 0, sweepChunk)
 	for {

@@ -23,16 +23,29 @@ func FuzzOriginAllowed(f *testing.F) {
 		f.Add(seed[0], seed[1])
 	}
 	f.Fuzz(func(t *testing.T, entry, origin string) {
-		p := parseOriginPattern(entry)
-		ok := originAllowed([]originPattern{p}, origin)
-		if !ok || !p.bare || p.host == "" {
+		p, err := parseOriginPattern(entry)
+		if err != nil {
 			return
 		}
-		u, err := url.Parse(strings.ToLower(origin))
-		if err != nil {
+		ok := originAllowed([]originPattern{p}, origin)
+		if !ok {
+			return
+		}
+		o, parsed := parseOrigin(origin)
+		if !parsed {
 			t.Fatalf("accepted unparsable origin %q", origin)
 		}
-		if h := u.Hostname(); h != p.host && !strings.HasSuffix(h, "."+p.host) {
+		if o.scheme != "http" && o.scheme != "https" {
+			t.Fatalf("%q accepted scheme %q of %q", entry, o.scheme, origin)
+		}
+		if u, err := url.Parse(strings.ToLower(origin)); err != nil || u.User != nil || u.Path != "" || u.RawQuery != "" ||
+			u.Hostname() != o.host {
+			t.Fatalf("%q accepted %q, which is not a plain origin (host %q)", entry, origin, o.host)
+		}
+		if !p.bare {
+			return
+		}
+		if h := o.host; h != p.host && !strings.HasSuffix(h, "."+p.host) {
 			t.Fatalf("bare %q accepted host %q of %q", entry, h, origin)
 		}
 	})

@@ -19,34 +19,39 @@ import (
 
 const defaultType = "application/octet-stream"
 
-// handle routes one request: auth first, then the bus under /msgbus/, then
-// the web root.
+// handle routes one request: a CORS preflight on the bus first (it carries
+// no credentials), then auth, the bus under /msgbus/ and the WebSocket
+// patterns, the shared stylesheet, then the web root.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	path := ctx.Request.URI().PathOriginal()
+	route, raw := s.route(path)
+	if route != routeOther {
+		cors := ""
+		if len(s.origins) > 0 {
+			cors = s.corsHeaders(ctx)
+			setCORS(ctx, cors)
+		}
+		if ctx.IsOptions() {
+			s.preflight(ctx, cors)
+			return
+		}
+	}
 	user, ok := s.authenticate(ctx)
 	if !ok {
 		return
 	}
-	path := ctx.Request.URI().PathOriginal()
-	switch {
-	case bytes.HasPrefix(path, []byte(busPrefix)):
-		s.handleBus(ctx, string(path[len(busPrefix):]), user)
+	switch route {
+	case routeBus:
+		s.handleBus(ctx, raw, user)
 		return
-	case string(path) == "/msgbus":
-		s.handleBus(ctx, "", user)
+	case routePattern:
+		p, raw := s.patternOf(path)
+		s.handlePattern(ctx, p, string(raw), user)
 		return
 	}
 	if string(path) == ui.Path && (ctx.IsGet() || ctx.IsHead()) {
 		ui.Serve(ctx)
 		return
-	}
-	for _, pp := range patternPrefixes {
-		if raw, ok := bytes.CutPrefix(path, []byte(pp.prefix)); ok {
-			s.handlePattern(ctx, pp.p, string(raw), user)
-			return
-		} else if string(path) == pp.prefix[:len(pp.prefix)-1] {
-			s.handlePattern(ctx, pp.p, "", user)
-			return
-		}
 	}
 	switch {
 	case s.static != nil:
@@ -60,23 +65,38 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// checkOrigin applies the --allow-origin list, answering 401 itself when
-// the request may not go on. Where required (the WebSocket patterns), a
-// request without Origin is refused too; elsewhere (/msgbus/, used by curl
-// and backends that send none) only a non-matching Origin is.
-func (s *Server) checkOrigin(ctx *fasthttp.RequestCtx, required bool) bool {
-	if len(s.origins) == 0 {
-		return true
+// Where a path leads.
+const (
+	routeOther   = iota // the stylesheet, the web root, 404
+	routeBus            // /msgbus/<channel>
+	routePattern        // /bus/, /pub/, /sub/, /push/, /pull/
+)
+
+// route says where path leads, and for the bus the raw channel part.
+func (s *Server) route(path []byte) (int, string) {
+	if raw, ok := bytes.CutPrefix(path, []byte(busPrefix)); ok {
+		return routeBus, string(raw)
 	}
-	origin := ctx.Request.Header.Peek(fasthttp.HeaderOrigin)
-	if len(origin) == 0 && !required {
-		return true
+	if string(path) == "/msgbus" {
+		return routeBus, ""
 	}
-	if len(origin) > 0 && originAllowed(s.origins, string(origin)) {
-		return true
+	if _, raw := s.patternOf(path); raw != nil {
+		return routePattern, ""
 	}
-	fail(ctx, fasthttp.StatusUnauthorized, "Origin check failed")
-	return false
+	return routeOther, ""
+}
+
+// patternOf finds the WebSocket pattern of path and its raw topic; raw is
+// nil when path is not a pattern's.
+func (s *Server) patternOf(path []byte) (pattern, []byte) {
+	for _, pp := range patternPrefixes {
+		if raw, ok := bytes.CutPrefix(path, []byte(pp.prefix)); ok {
+			return pp.p, raw
+		} else if string(path) == pp.prefix[:len(pp.prefix)-1] {
+			return pp.p, []byte{}
+		}
+	}
+	return 0, nil
 }
 
 // authenticate checks HTTP Basic auth when a secret is set and returns the
@@ -115,7 +135,7 @@ func basicAuth(h []byte) (user, pass string, ok bool) {
 
 // handleBus serves /msgbus/<raw>: GET subscribes, POST and PUT publish.
 func (s *Server) handleBus(ctx *fasthttp.RequestCtx, raw, user string) {
-	if !s.checkOrigin(ctx, false) {
+	if !s.checkOrigin(ctx, false, !ctx.IsGet() && !ctx.IsHead()) {
 		return
 	}
 	switch {
@@ -147,6 +167,7 @@ func (s *Server) publish(ctx *fasthttp.RequestCtx, channel, user string) {
 		return
 	}
 	answerPublished(ctx, m, s.hub.Publish(m))
+	releaseBody(ctx)
 }
 
 // messageFromRequest makes a message of a publish request's body and
@@ -154,15 +175,45 @@ func (s *Server) publish(ctx *fasthttp.RequestCtx, channel, user string) {
 // cannot go on a header line. The body stays fasthttp's: the hub copies it
 // into the frames while publishing and keeps nothing else.
 func messageFromRequest(ctx *fasthttp.RequestCtx, channel, user string) (*hub.Message, bool) {
+	if !ctx.Request.Header.IsHTTP11() && !hasContentLength(ctx.Request.Header.RawHeaders()) {
+		// HTTP/1.0 has no chunking: without a length the body would be
+		// read as empty and the message silently lost.
+		fail(ctx, fasthttp.StatusLengthRequired, "length required: an HTTP/1.0 publish needs a Content-Length")
+		ctx.SetConnectionClose()
+		return nil, false
+	}
 	typ := string(ctx.Request.Header.ContentType())
 	if typ == "" {
 		typ = defaultType
 	}
-	if !(multipart.Header{ContentType: typ}).Valid() {
-		fail(ctx, fasthttp.StatusBadRequest, "Content-Type holds a control character")
+	if !multipart.ValidContentType(typ) {
+		fail(ctx, fasthttp.StatusBadRequest, "Content-Type must be printable ASCII")
 		return nil, false
 	}
 	return &hub.Message{Channel: channel, Type: typ, Sender: user, Body: ctx.PostBody()}, true
+}
+
+// hasContentLength reports whether raw request headers name a
+// Content-Length (fasthttp fills in 0 when there is none).
+func hasContentLength(raw []byte) bool {
+	for line := range bytes.SplitSeq(raw, []byte("\n")) {
+		if name, _, ok := bytes.Cut(line, []byte(":")); ok &&
+			bytes.EqualFold(bytes.TrimSpace(name), []byte(fasthttp.HeaderContentLength)) {
+			return true
+		}
+	}
+	return false
+}
+
+// keepBodyBytes is the largest request body buffer a keep-alive connection
+// keeps for its next request; a larger one is given back once its message
+// is published, so idle publishers do not hold message-sized buffers.
+const keepBodyBytes = 16 << 10
+
+// releaseBody gives back a large request body buffer: the hub has copied
+// what it keeps into the message's frames.
+func releaseBody(ctx *fasthttp.RequestCtx) {
+	ctx.Request.ReleaseBody(keepBodyBytes)
 }
 
 // answerPublished answers 204 with the message's id and how many
@@ -195,14 +246,14 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, channel string) {
 		format, head = plain, plainHead
 	}
 	if want == wantSSE {
-		format, head = sseChunked, sseChunkedHead
-		if !ctx.Request.Header.IsHTTP11() {
-			format, head = ssePlain, ssePlainHead
-		}
+		format, head = sseFormat(ctx.Request.Header.IsHTTP11(), string(ctx.QueryArgs().Peek("envelope")) == "json")
+	}
+	if len(s.origins) > 0 {
+		head = withHeaderLines(head, s.corsHeaders(ctx))
 	}
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
-		s.startStream(c, channel, hub.SubscribeOptions{Format: format, Filter: filter, Head: head})
+		s.startStream(c, channel, hub.SubscribeOptions{Format: format, Filter: filter, Head: head, Name: busPrefix + channel})
 	})
 }
 
@@ -213,8 +264,7 @@ func (s *Server) handleError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		fail(ctx, fasthttp.StatusRequestEntityTooLarge,
-			"message too large: the limit is "+strconv.Itoa(s.cfg.MaxMessageBytes)+" bytes (--max-message-bytes)")
+		fail(ctx, fasthttp.StatusRequestEntityTooLarge, tooLarge(s.cfg.MaxMessageBytes))
 	case errors.As(err, &small):
 		fail(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge,
 			"request header too large: the limit is "+strconv.Itoa(s.cfg.MaxHeaderBytes)+" bytes")
@@ -227,6 +277,10 @@ func (s *Server) handleError(ctx *fasthttp.RequestCtx, err error) {
 		fail(ctx, fasthttp.StatusBadRequest, "malformed request: "+firstLine(err.Error()))
 	}
 	ctx.SetConnectionClose()
+}
+
+func tooLarge(limit int) string {
+	return "message too large: the limit is " + strconv.Itoa(limit) + " bytes (--max-message-bytes)"
 }
 
 func firstLine(s string) string {

@@ -72,9 +72,35 @@ func TestOriginPatternsMatchAnchoredAtDotBoundaries(t *testing.T) {
 		{"*", "http://exa mple.com", false},
 		{"*", "http://%zz", false},
 		{"example.com", "www.example.com", false},
+
+		// Strict origins: no user info, only http and https, ports in range,
+		// nothing after the port.
+		{"*", "http://user@example.com", false},
+		{"*", "http://user:pw@example.com", false},
+		{"example.com", "http://example.com@example.com", false},
+		{"*", "file://", false},
+		{"*", "file:///etc/passwd", false},
+		{"*", "ftp://example.com", false},
+		{"*", "chrome-extension://abc", false},
+		{"*", "http://example.com:99999", false},
+		{"*", "http://example.com:0", false},
+		{"*", "http://example.com:65535", true},
+		{"*", "http://example.com:", false},
+		{"*", "http://example.com/", false},
+		{"*", "http://example.com/path", false},
+		{"*", "http://example.com?q", false},
+		{"*", "http://example.com#f", false},
+		{"*", "http://[::1", false},
+		{"*", "http://ex_ample.com", false},
+
+		// A bare IP address matches itself, never as a "subdomain".
+		{"0.1", "http://127.0.0.1", false},
+		{"0.0.1", "http://127.0.0.1:8888", false},
+		{"127.0.0.1", "http://127.0.0.1", true},
+		{"::1", "http://[::1]", true},
 	}
 	for _, tc := range cases {
-		got := originAllowed([]originPattern{parseOriginPattern(tc.pattern)}, tc.origin)
+		got := originAllowed([]originPattern{mustOriginPattern(t, tc.pattern)}, tc.origin)
 		if got != tc.want {
 			t.Errorf("pattern %q, Origin %q: allowed = %v, want %v", tc.pattern, tc.origin, got, tc.want)
 		}
@@ -82,7 +108,7 @@ func TestOriginPatternsMatchAnchoredAtDotBoundaries(t *testing.T) {
 }
 
 func TestOriginAllowedMatchesAnyPatternOfTheList(t *testing.T) {
-	list := []originPattern{parseOriginPattern("https://app.example.com"), parseOriginPattern("localhost:3000")}
+	list := []originPattern{mustOriginPattern(t, "https://app.example.com"), mustOriginPattern(t, "localhost:3000")}
 	cases := []struct {
 		origin string
 		want   bool
@@ -100,6 +126,29 @@ func TestOriginAllowedMatchesAnyPatternOfTheList(t *testing.T) {
 	}
 	if originAllowed(nil, "http://example.com") {
 		t.Errorf("an empty list allowed an Origin (the server skips the check when it has no list)")
+	}
+}
+
+func mustOriginPattern(t *testing.T, entry string) originPattern {
+	t.Helper()
+	p, err := parseOriginPattern(entry)
+	if err != nil {
+		t.Fatalf("parseOriginPattern(%q): %v", entry, err)
+	}
+	return p
+}
+
+func TestOriginPatternsThatAreNotOriginsAreRefusedAtStart(t *testing.T) {
+	for _, entry := range []string{"", "http://", "user@example.com", "http://example.com/path", "example.com:http",
+		"exa mple.com", "[::1", "http://example.com?x", "ht tp://example.com", "example.com:[", "ex[ample.com"} {
+		if _, err := New(Config{AllowOrigins: []string{entry}}); err == nil || !strings.Contains(err.Error(), "--allow-origin") {
+			t.Errorf("New with --allow-origin %q: %v, want an error naming the flag", entry, err)
+		}
+	}
+	for _, entry := range []string{"*", "example.com", "*.example.com", "https://*:8443", "http://localhost:*", "[::1]", "127.0.0.1:30*"} {
+		if _, err := New(Config{AllowOrigins: []string{entry}}); err != nil {
+			t.Errorf("New with --allow-origin %q: %v", entry, err)
+		}
 	}
 }
 
@@ -186,7 +235,11 @@ func TestOriginCheckOnMsgbusRefusesOnlyANonMatchingOrigin(t *testing.T) {
 				hdr = "Origin: " + oc.origin + "\r\n"
 			}
 			c := ts.dial(t, "GET /msgbus/x HTTP/1.1\r\nHost: x\r\n"+hdr+"\r\n")
-			if want == http.StatusNoContent {
+			if oc.name == "matching" {
+				c.expect(string(withHeaderLines(chunkedHead, "Access-Control-Allow-Origin: "+oc.origin+"\r\n"+
+					"Vary: Origin\r\nAccess-Control-Expose-Headers: "+corsExposeHeaders+"\r\n"+
+					"Access-Control-Allow-Credentials: true\r\n")))
+			} else if want == http.StatusNoContent {
 				c.expect(string(chunkedHead))
 			} else {
 				c.expect("HTTP/1.1 401 ")

@@ -25,6 +25,7 @@ import (
 const (
 	DefaultMaxMessageBytes = 1 << 20
 	DefaultMaxHeaderBytes  = 8 << 10
+	DefaultMaxConnections  = 100_000
 )
 
 // Config configures a Server. The zero Config serves the bus over plain HTTP
@@ -60,6 +61,13 @@ type Config struct {
 	// holds while no puller takes it. Zero means the hub's defaults (1000
 	// messages, 16 MiB).
 	MaxBacklogMessages, MaxBacklogBytes int
+	// MaxBacklogTotalBytes caps what all push/pull topics hold together.
+	// Zero means hub.DefaultMaxBacklogTotalBytes (64 MiB).
+	MaxBacklogTotalBytes int
+	// MaxConnections caps open client connections (streams, WebSockets,
+	// keep-alive publishers); more are answered 503 and closed. Zero means
+	// DefaultMaxConnections (100,000); negative, no limit.
+	MaxConnections int
 	// Logger receives the server's logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -94,8 +102,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxHeaderBytes <= 0 {
 		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	origins, err := parseOriginPatterns(cfg.AllowOrigins)
+	if err != nil {
+		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, streams: make(map[*stream]struct{}),
 		senders: make(map[*websocket.Conn]struct{})}
@@ -104,11 +119,10 @@ func New(cfg Config) (*Server, error) {
 		MaxSubscribers:     cfg.MaxSubscribers,
 		MaxBacklogMessages: cfg.MaxBacklogMessages,
 		MaxBacklogBytes:    cfg.MaxBacklogBytes,
+		MaxBacklogTotal:    cfg.MaxBacklogTotalBytes,
 		Logger:             cfg.Logger,
 	})
-	for _, o := range cfg.AllowOrigins {
-		s.origins = append(s.origins, parseOriginPattern(o))
-	}
+	s.origins = origins
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
 		return nil, errors.New("server: TLS needs both a certificate (--tls-cert) and a key (--tls-key)")
 	}
@@ -129,6 +143,7 @@ func New(cfg Config) (*Server, error) {
 	s.http = &fasthttp.Server{
 		Handler:                       s.handle,
 		ErrorHandler:                  s.handleError,
+		ExpectHandler:                 s.expect,
 		Name:                          "msgbus",
 		MaxRequestBodySize:            cfg.MaxMessageBytes,
 		ReadBufferSize:                cfg.MaxHeaderBytes,
@@ -151,7 +166,7 @@ func (s *Server) Hub() *hub.Hub { return s.hub }
 // speaks HTTPS. Running out of file descriptors refuses connections (logged
 // once) instead of failing or spinning.
 func (s *Server) Serve(ln net.Listener) error {
-	ln = newGuardedListener(ln, s.log)
+	ln = newGuardedListener(ln, s.log, s.cfg.MaxConnections, s.tls == nil)
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}
@@ -207,6 +222,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	})
 	return err
+}
+
+// expect answers "Expect: 100-continue": a body announced larger than the
+// limit is refused with 413 at once, before the client sends it.
+func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
+	if n := ctx.Request.Header.ContentLength(); n > s.cfg.MaxMessageBytes {
+		fail(ctx, fasthttp.StatusRequestEntityTooLarge, tooLarge(s.cfg.MaxMessageBytes))
+		return fasthttp.StatusRequestEntityTooLarge
+	}
+	return fasthttp.StatusContinue
 }
 
 // fasthttpLogger sends fasthttp's own messages to slog at debug level:

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"crypto/tls"
 	"net"
 	"strconv"
 	"sync"
@@ -27,7 +28,8 @@ import (
 // the queue empty, and a flusher hands over by starting the next.
 type stream struct {
 	srv   *Server
-	conn  net.Conn
+	conn  net.Conn        // closing it gives back its --max-connections place
+	tcp   *net.TCPConn    // the socket under conn, nil for TLS
 	raw   syscall.RawConn // nil unless the pool may writev to the socket
 	sub   *hub.Subscription
 	spare [][]byte      // the flusher's second queue buffer; only the flusher touches it
@@ -50,8 +52,15 @@ type stream struct {
 // unwraps it), so a TCP socket can take vectored writes from the pool.
 // It happens before any flusher runs.
 func (st *stream) attach(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok && canWritevNow {
-		st.raw, _ = tc.SyscallConn()
+	st.tcp = tcpConnOf(c)
+	if st.tcp != nil {
+		raw, err := st.tcp.SyscallConn()
+		if err == nil {
+			limitUnsent(raw)
+			if canWritevNow {
+				st.raw = raw
+			}
+		}
 	}
 	st.mu.Lock()
 	st.conn = c
@@ -59,6 +68,25 @@ func (st *stream) attach(c net.Conn) {
 	st.mu.Unlock()
 	if slow {
 		c.SetWriteDeadline(time.Now().Add(dropWait))
+	}
+}
+
+// tcpConnOf finds the TCP socket under c, through fasthttp's hijacked
+// connection and the listener's counting wrapper; nil for TLS.
+func tcpConnOf(c net.Conn) *net.TCPConn {
+	for {
+		switch w := c.(type) {
+		case *net.TCPConn:
+			return w
+		case *tls.Conn:
+			return nil // its bytes must go through TLS
+		case interface{ UnsafeConn() net.Conn }:
+			c = w.UnsafeConn()
+		case interface{ NetConn() net.Conn }:
+			c = w.NetConn()
+		default:
+			return nil
+		}
 	}
 }
 
@@ -121,7 +149,7 @@ func (s *Server) startStream(c net.Conn, channel string, opts hub.SubscribeOptio
 		return
 	}
 	st.sub = sub
-	s.log.Debug("subscribed", "channel", "/"+channel, "remote", c.RemoteAddr().String())
+	s.log.Debug("subscribed", "channel", opts.Name, "remote", c.RemoteAddr().String())
 	st.wake() // the head, and whatever was published since Subscribe
 	st.beat = startHeartbeat(opts.Format, sub)
 	go st.read()
@@ -230,9 +258,9 @@ func (st *stream) finish() {
 // flush makes a few large records rather than one per frame. It nils the
 // entries it sent.
 func (st *stream) write(bufs [][]byte) error {
-	if _, ok := st.conn.(*net.TCPConn); ok {
+	if st.tcp != nil {
 		nb := net.Buffers(bufs)
-		_, err := nb.WriteTo(st.conn)
+		_, err := nb.WriteTo(st.tcp)
 		return err
 	}
 	w := writerPool.Get().(*bufio.Writer)
@@ -270,7 +298,7 @@ func (st *stream) read() {
 	// forever: give it a moment, then let the write fail.
 	st.conn.SetWriteDeadline(time.Now().Add(dropWait))
 	<-st.done
-	st.srv.log.Debug("unsubscribed", "channel", "/"+st.sub.Channel(), "reason", st.sub.Err())
+	st.srv.log.Debug("unsubscribed", "channel", st.sub.Name(), "reason", st.sub.Err())
 	st.srv.forget(st)
 }
 
@@ -288,7 +316,14 @@ func refuse(c net.Conn, f hub.Format, reason string) {
 	if f == plain || f == ssePlain {
 		proto = "HTTP/1.0"
 	}
-	c.Write([]byte(proto + " 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n" +
-		"Content-Length: " + strconv.Itoa(len(reason)+1) + "\r\n\r\n" + reason + "\n"))
+	c.Write(unavailable(proto, reason))
 	c.Close()
+}
+
+// unavailable is a whole 503 answer with a one-line reason, for a socket
+// that fasthttp does not answer on.
+func unavailable(proto, reason string) []byte {
+	return []byte(proto + " 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+		"Retry-After: 1\r\nConnection: close\r\n" +
+		"Content-Length: " + strconv.Itoa(len(reason)+1) + "\r\n\r\n" + reason + "\n")
 }

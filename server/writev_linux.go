@@ -11,6 +11,11 @@ const maxIovecs = 1024
 // canWritevNow reports whether writevNow works on this platform.
 const canWritevNow = true
 
+// iovecs is a writer's scratch space for the iovec array.
+type iovecs = []syscall.Iovec
+
+func newIovecs() iovecs { return make([]syscall.Iovec, 0, maxIovecs) }
+
 // writevNow writes bufs to the non-blocking socket fd with as few writev
 // calls as it takes, stopping early when the socket buffer is full. It
 // returns the bytes written; EAGAIN is not an error, just a short count.
@@ -52,3 +57,24 @@ func writevNow(fd int, bufs [][]byte, iov *[]syscall.Iovec) (int, error) {
 	}
 	return total, nil
 }
+
+// unsentLimit caps the bytes the kernel holds unsent for a subscriber's
+// socket (TCP_NOTSENT_LOWAT). Without it Linux lets a socket whose client
+// never reads take megabytes before a write would block, so a crowd of
+// stalled subscribers keeps the flush pool copying into their buffers
+// while a healthy subscriber's queue overflows. With it, a stalled socket
+// is full after a few hundred KiB and goes to a goroutine of its own, and
+// its queue, not the healthy one's, passes the limit. What is in flight to
+// a reading client is not counted, so throughput does not suffer.
+const unsentLimit = 128 << 10
+
+// limitUnsent sets unsentLimit on the socket.
+func limitUnsent(raw syscall.RawConn) {
+	raw.Control(func(fd uintptr) {
+		syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, tcpNotsentLowat, unsentLimit)
+	})
+}
+
+// tcpNotsentLowat is TCP_NOTSENT_LOWAT (linux/tcp.h), which package syscall
+// does not name.
+const tcpNotsentLowat = 25

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
@@ -69,7 +70,7 @@ var upgrader = websocket.FastHTTPUpgrader{
 // handlePattern serves /bus/, /pub/, /sub/, /push/ and /pull/: a WebSocket
 // handshake on GET, a publish on POST to the sending patterns.
 func (s *Server) handlePattern(ctx *fasthttp.RequestCtx, p pattern, raw, user string) {
-	if !s.checkOrigin(ctx, true) {
+	if !s.checkOrigin(ctx, true, true) {
 		return
 	}
 	topic, err := parseChannel(raw, true)
@@ -118,6 +119,7 @@ func (s *Server) publishPattern(ctx *fasthttp.RequestCtx, p pattern, topic, user
 		}
 	}
 	answerPublished(ctx, m, n)
+	releaseBody(ctx)
 }
 
 // upgradePattern makes the WebSocket. A receiving pattern subscribes before
@@ -159,7 +161,8 @@ func (s *Server) subscribeWS(ctx *fasthttp.RequestCtx, wc *wsConn, filter *hub.F
 	s.streams[st] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	opts := hub.SubscribeOptions{Format: ws, Filter: filter, Wake: st.wake, Dropped: st.dropped}
+	opts := hub.SubscribeOptions{Format: ws, Filter: filter, Wake: st.wake, Dropped: st.dropped,
+		Name: patternPrefixes[wc.pattern].prefix + wc.topic}
 	var err error
 	switch wc.pattern {
 	case patternBus:
@@ -306,7 +309,14 @@ func (wc *wsConn) readLoop(c *websocket.Conn) {
 		c.SetReadDeadline(time.Now().Add(pongWait))
 		var n int64
 		if wc.pattern == patternSub || wc.pattern == patternPull {
-			n, _ = io.Copy(io.Discard, io.LimitReader(r, int64(max)+1)) // receivers' messages are ignored
+			// Receivers' messages are ignored, but a text frame must
+			// still be UTF-8 (RFC 6455 §8.1).
+			v := utf8Checker{}
+			n, _ = io.Copy(&v, io.LimitReader(r, int64(max)+1))
+			if n <= int64(max) && typ == websocket.TextMessage && !v.valid() {
+				wc.close(c, closeInvalidPayload, "a text frame must be valid UTF-8")
+				return
+			}
 		} else {
 			buf.Reset()
 			n, _ = buf.ReadFrom(io.LimitReader(r, int64(max)+1))
@@ -320,6 +330,10 @@ func (wc *wsConn) readLoop(c *websocket.Conn) {
 		}
 		m := &hub.Message{Channel: wc.topic, Type: wsBinaryType, Sender: wc.user, Body: buf.Bytes()}
 		if typ == websocket.TextMessage {
+			if !utf8.Valid(m.Body) {
+				wc.close(c, closeInvalidPayload, "a text frame must be valid UTF-8: send binary frames for other bytes")
+				return
+			}
 			m.Type = wsTextType
 		}
 		switch wc.pattern {
@@ -338,8 +352,54 @@ func (wc *wsConn) readLoop(c *websocket.Conn) {
 				return
 			}
 		}
+		if buf.Cap() > keepBodyBytes {
+			buf = bytes.Buffer{} // the hub copied the message: do not keep its size
+		}
 	}
 }
+
+// utf8Checker is an io.Writer that discards what it is given and checks
+// that it is UTF-8, a rune split between writes included.
+type utf8Checker struct {
+	tail [utf8.UTFMax]byte // the start of a rune cut by the last write
+	n    int
+	bad  bool
+}
+
+func (v *utf8Checker) Write(p []byte) (int, error) {
+	written := len(p)
+	for !v.bad && v.n > 0 && len(p) > 0 {
+		v.tail[v.n] = p[0]
+		v.n++
+		p = p[1:]
+		if utf8.FullRune(v.tail[:v.n]) {
+			r, size := utf8.DecodeRune(v.tail[:v.n])
+			v.bad = r == utf8.RuneError && size <= 1
+			v.n = 0
+		} else if v.n == utf8.UTFMax {
+			v.bad = true
+		}
+	}
+	if v.bad || len(p) == 0 {
+		return written, nil
+	}
+	// Keep an incomplete rune at the end for the next write.
+	cut := len(p)
+	for i := len(p) - 1; i >= 0 && i >= len(p)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(p[i]) {
+			if !utf8.FullRune(p[i:]) {
+				cut = i
+			}
+			break
+		}
+	}
+	v.bad = !utf8.Valid(p[:cut])
+	v.n = copy(v.tail[:], p[cut:])
+	return written, nil
+}
+
+// valid reports whether everything written was UTF-8.
+func (v *utf8Checker) valid() bool { return !v.bad && v.n == 0 }
 
 // close ends the connection with a close frame: through the queue when a
 // flusher owns the socket, directly otherwise.

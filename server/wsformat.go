@@ -24,6 +24,7 @@ const (
 // Close codes (RFC 6455 §7.4.1).
 const (
 	closeGoingAway       = 1001
+	closeInvalidPayload  = 1007
 	closePolicyViolation = 1008
 	closeTooBig          = 1009
 	closeTryAgainLater   = 1013
@@ -70,13 +71,16 @@ func (wsFormat) Redeliverable(frame []byte) bool {
 var _ hub.Redeliverer = wsFormat{}
 
 // isTextType reports whether a message of media type t goes to a
-// WebSocket as a text frame: text/*, application/json and any +json type.
+// WebSocket as a text frame (when its body is UTF-8): text/*,
+// application/json, any +json type, and the form encoding that curl -d
+// sends, which is text too.
 func isTextType(t string) bool {
 	t = strings.ToLower(strings.TrimSpace(t))
 	if i := strings.IndexByte(t, ';'); i >= 0 {
 		t = strings.TrimSpace(t[:i])
 	}
-	return strings.HasPrefix(t, "text/") || t == "application/json" || strings.HasSuffix(t, "+json")
+	return strings.HasPrefix(t, "text/") || t == "application/json" || strings.HasSuffix(t, "+json") ||
+		t == "application/x-www-form-urlencoded"
 }
 
 // wsFrame returns a final, unmasked frame with opcode op and payload p.

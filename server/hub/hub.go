@@ -32,6 +32,10 @@ type Config struct {
 	// with ErrBacklogFull. Zero means DefaultMaxBacklogMessages (1000) and
 	// DefaultMaxBacklogBytes (16 MiB).
 	MaxBacklogMessages, MaxBacklogBytes int
+	// MaxBacklogTotal caps the bytes all push/pull topics hold together,
+	// accepted and not yet written. Zero means DefaultMaxBacklogTotalBytes
+	// (64 MiB).
+	MaxBacklogTotal int
 	// Logger receives slow-subscriber disconnects. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -58,8 +62,9 @@ type Hub struct {
 	closeMu sync.RWMutex // held for writing by Close; for reading by Subscribe
 	closed  bool
 
-	pullMu sync.Mutex
-	pulls  map[string]*rotation // push/pull topics with pullers or a backlog
+	pullMu   sync.Mutex           // guards pulls and every rotation's pullers, next and backlog
+	pulls    map[string]*rotation // push/pull topics with pullers or a backlog
+	pushHeld atomic.Int64         // the pending bytes of every rotation together
 }
 
 type shard struct {
@@ -109,6 +114,9 @@ type SubscribeOptions struct {
 	// hands the subscription to a writer that calls Take until the queue is
 	// empty again. Required.
 	Wake func()
+	// Name is how logs call the subscription, its URL path
+	// ("/msgbus/a/b", "/bus/t"). Empty means "/" and the channel.
+	Name string
 	// Dropped, if not nil, is called once, under the same rule as Wake,
 	// when the hub drops the subscriber for an overflowing queue. Its writer is likely
 	// blocked on a full socket and will not come back to Take soon, so
@@ -148,7 +156,7 @@ func (h *Hub) Subscribe(channel string, opts SubscribeOptions) (*Subscription, e
 func (h *Hub) newSubscription(channel string, opts SubscribeOptions) *Subscription {
 	s := &Subscription{
 		hub: h, channel: channel, format: opts.Format, filter: opts.Filter,
-		max: h.cfg.MaxQueueBytes, wake: opts.Wake, dropped: opts.Dropped,
+		max: h.cfg.MaxQueueBytes, wake: opts.Wake, dropped: opts.Dropped, name: opts.Name,
 	}
 	if opts.Head != nil {
 		s.queue = append(s.queue, opts.Head)
@@ -257,7 +265,7 @@ func (n *node) fanOut(m *Message, located bool, except *Subscription) int {
 		if s.format != lastFormat {
 			lastFormat, frame = s.format, m.Frame(s.format, located)
 		}
-		if s.enqueue(frame) {
+		if s.enqueue(frame, false) {
 			delivered++
 		}
 	}
@@ -267,7 +275,7 @@ func (n *node) fanOut(m *Message, located bool, except *Subscription) int {
 // slowDisconnect logs and counts a subscriber dropped for its queue.
 func (h *Hub) slowDisconnect(s *Subscription, queued int) {
 	h.slow.Add(1)
-	h.log.Warn("disconnecting slow subscriber", "channel", "/"+s.channel,
+	h.log.Warn("disconnecting slow subscriber", "channel", s.Name(),
 		"queued_bytes", queued, "limit_bytes", s.max)
 }
 

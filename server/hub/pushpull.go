@@ -2,6 +2,7 @@ package hub
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 )
 
@@ -9,19 +10,44 @@ import (
 // topic's backlog at its limit. Try again later.
 var ErrBacklogFull = errors.New("hub: push backlog full")
 
-// Defaults for the zero values of PullConfig.
+// Defaults for the zero values of Config's backlog limits.
 const (
-	DefaultMaxBacklogMessages = 1000
-	DefaultMaxBacklogBytes    = 16 << 20
+	DefaultMaxBacklogMessages   = 1000
+	DefaultMaxBacklogBytes      = 16 << 20
+	DefaultMaxBacklogTotalBytes = 64 << 20
 )
+
+// pushOverhead is what one held push costs the whole beyond its frame's
+// bytes (its place in a backlog or queue, its share of a topic's
+// bookkeeping), so that a million one-byte pushes to a million topics count
+// against MaxBacklogTotal for what they really take, not for a megabyte. A
+// topic's own limit, MaxBacklogBytes, counts frame bytes alone.
+const pushOverhead = 256
+
+// held is an amount of pushes held: their frames and frame bytes.
+type held struct{ frames, bytes int64 }
+
+func heldOf(frame []byte) held { return held{1, int64(len(frame))} }
+
+func (a held) plus(b held) held  { return held{a.frames + b.frames, a.bytes + b.bytes} }
+func (a held) minus(b held) held { return held{a.frames - b.frames, a.bytes - b.bytes} }
+
+// cost is what a counts for against MaxBacklogTotal.
+func (a held) cost() int64 { return a.bytes + a.frames*pushOverhead }
 
 // A rotation is one push/pull topic: its pullers in connect order, whose
 // turn is next, and the frames waiting for a puller.
+//
+// pending counts every push the topic has accepted and not yet seen
+// written: the frames in its backlog, in its pullers' queues and in the
+// batches their writers are writing. A departing puller's frames move to
+// another puller or back to the backlog and stay counted, so the limits
+// hold whatever the pullers do.
 type rotation struct {
-	pullers      []*Subscription
-	next         int
-	backlog      [][]byte
-	backlogBytes int
+	pullers []*Subscription
+	next    int
+	backlog [][]byte
+	pending atomic.Int64 // frame bytes of the pushes held; see above
 }
 
 // SubscribePull registers a puller on topic, after the pullers already
@@ -45,26 +71,31 @@ func (h *Hub) SubscribePull(topic string, opts SubscribeOptions) (*Subscription,
 		h.pulls[topic] = r
 	}
 	r.pullers = append(r.pullers, s)
-	// The backlog goes to the first puller to arrive, limit or not: it
-	// was accepted, so it must not be lost.
+	s.rot = r
+	// The backlog goes to the first puller to arrive, queue limit or not:
+	// it was accepted, so it must not be lost, and it stays counted.
 	for _, f := range r.backlog {
 		s.queue = append(s.queue, f)
 		s.queued += len(f)
+		s.held = s.held.plus(heldOf(f))
 	}
 	clear(r.backlog)
-	r.backlog, r.backlogBytes = r.backlog[:0], 0
+	r.backlog = r.backlog[:0]
 	return s, nil
 }
 
 // Push assigns m an ID and queues its frame in format f for exactly one
 // puller of m.Channel, taking turns in connect order and passing over
 // pullers whose queue is full. With none able to take it, the frame waits
-// in the topic's backlog, within MaxBacklogMessages and MaxBacklogBytes;
-// past them Push fails with ErrBacklogFull. It returns the number of
-// pullers that got it (0 or 1).
+// in the topic's backlog. Push fails with ErrBacklogFull when the topic
+// would hold more than MaxBacklogMessages waiting or more than
+// MaxBacklogBytes not yet written, or all topics together more than
+// MaxBacklogTotalBytes. It returns the number of pullers that got it (0 or
+// 1).
 func (h *Hub) Push(m *Message, f Format) (int, error) {
 	m.Time = time.Now()
 	frame := m.Frame(f, false)
+	c := heldOf(frame)
 	h.pullMu.Lock()
 	defer h.pullMu.Unlock()
 	r := h.pulls[m.Channel]
@@ -73,23 +104,29 @@ func (h *Hub) Push(m *Message, f Format) (int, error) {
 		h.pulls[m.Channel] = r
 	}
 	r.drain() // older messages first
-	if len(r.backlog) == 0 && r.offer(frame) {
-		m.ID = h.nextID.Add(1)
-		h.published.Add(1)
+	switch {
+	case r.pending.Load()+c.bytes > int64(h.maxBacklogBytes()) || h.pushHeld.Load()+c.cost() > h.maxBacklogTotal():
+	case len(r.backlog) == 0 && r.offer(frame):
+		h.accept(r, m, c)
 		h.delivered.Add(1)
 		return 1, nil
+	case len(r.backlog) < h.maxBacklogMessages():
+		h.accept(r, m, c)
+		r.backlog = append(r.backlog, frame)
+		return 0, nil
 	}
-	if len(r.backlog)+1 > h.maxBacklogMessages() || r.backlogBytes+len(frame) > h.maxBacklogBytes() {
-		if len(r.pullers) == 0 && len(r.backlog) == 0 {
-			delete(h.pulls, m.Channel)
-		}
-		return 0, ErrBacklogFull
+	if len(r.pullers) == 0 && len(r.backlog) == 0 {
+		delete(h.pulls, m.Channel)
 	}
+	return 0, ErrBacklogFull
+}
+
+// accept gives pushed m its ID and counts it held. pullMu must be held.
+func (h *Hub) accept(r *rotation, m *Message, c held) {
 	m.ID = h.nextID.Add(1)
 	h.published.Add(1)
-	r.backlog = append(r.backlog, frame)
-	r.backlogBytes += len(frame)
-	return 0, nil
+	r.pending.Add(c.bytes)
+	h.pushHeld.Add(c.cost())
 }
 
 // drain hands backlog frames, oldest first, to pullers with room, until
@@ -97,7 +134,6 @@ func (h *Hub) Push(m *Message, f Format) (int, error) {
 func (r *rotation) drain() {
 	n := 0
 	for n < len(r.backlog) && r.offer(r.backlog[n]) {
-		r.backlogBytes -= len(r.backlog[n])
 		r.backlog[n] = nil
 		n++
 	}
@@ -125,7 +161,7 @@ func (r *rotation) offer(frame []byte) bool {
 		}
 		s := r.pullers[r.next]
 		r.next++
-		if s.enqueue(frame) {
+		if s.enqueue(frame, true) {
 			return true
 		}
 	}
@@ -148,10 +184,12 @@ type Redeliverer interface {
 func (h *Hub) UnsubscribePull(s *Subscription, unsent [][]byte) {
 	s.end(ErrUnsubscribed, nil)
 	left := append(unsent, s.takeAll()...)
+	was := s.releaseHeld()
 	h.pullMu.Lock()
 	defer h.pullMu.Unlock()
 	r := h.pulls[s.channel]
-	if r == nil {
+	if r == nil || r != s.rot {
+		h.release(s.rot, was)
 		return
 	}
 	i := 0
@@ -159,6 +197,7 @@ func (h *Hub) UnsubscribePull(s *Subscription, unsent [][]byte) {
 		i++
 	}
 	if i == len(r.pullers) {
+		h.release(r, was)
 		return // already gone
 	}
 	r.pullers = append(r.pullers[:i], r.pullers[i+1:]...)
@@ -167,16 +206,30 @@ func (h *Hub) UnsubscribePull(s *Subscription, unsent [][]byte) {
 	}
 	h.subscribers.Add(-1)
 	rd, _ := s.format.(Redeliverer)
+	var moved held
 	for _, f := range left {
-		if f == nil || rd != nil && !rd.Redeliverable(f) || r.offer(f) {
+		if f == nil || rd != nil && !rd.Redeliverable(f) {
 			continue
 		}
-		r.backlog = append(r.backlog, f) // accepted once: over the limit rather than lost
-		r.backlogBytes += len(f)
+		moved = moved.plus(heldOf(f))
+		if !r.offer(f) {
+			r.backlog = append(r.backlog, f) // accepted once, counted still: never lost
+		}
 	}
+	h.release(r, was.minus(moved))
 	if len(r.pullers) == 0 && len(r.backlog) == 0 {
 		delete(h.pulls, s.channel)
 	}
+}
+
+// release uncounts pushes that have been written (or were already gone)
+// from rotation r and the hub.
+func (h *Hub) release(r *rotation, n held) {
+	if n.frames == 0 || r == nil {
+		return
+	}
+	r.pending.Add(-n.bytes)
+	h.pushHeld.Add(-n.cost())
 }
 
 // pullSubscriptions returns every puller, for Close.
@@ -195,6 +248,21 @@ func (h *Hub) maxBacklogMessages() int {
 		return h.cfg.MaxBacklogMessages
 	}
 	return DefaultMaxBacklogMessages
+}
+
+func (h *Hub) maxBacklogTotal() int64 {
+	if h.cfg.MaxBacklogTotal > 0 {
+		return int64(h.cfg.MaxBacklogTotal)
+	}
+	return DefaultMaxBacklogTotalBytes
+}
+
+// PushTopics returns how many push/pull topics have pullers or a backlog,
+// and what all of them hold as counted against MaxBacklogTotal.
+func (h *Hub) PushTopics() (topics int, held int64) {
+	h.pullMu.Lock()
+	defer h.pullMu.Unlock()
+	return len(h.pulls), h.pushHeld.Load()
 }
 
 func (h *Hub) maxBacklogBytes() int {

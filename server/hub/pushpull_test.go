@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -451,4 +452,63 @@ func TestLeavingPullerKeepsItsControlFramesAndHandsOnItsMessages(t *testing.T) {
 	a.Finish([]byte("ctrl:close-for-a"))
 	h.UnsubscribePull(a.Subscription, [][]byte{[]byte("ctrl:pong-in-flight")})
 	wantFrames(t, b, "f-:m1")
+}
+
+func TestBacklogLimitCountsWhatPullersHoldSoALeavingPullerCannotPassIt(t *testing.T) {
+	frame := len("f-:1")
+	h := newTestHub(Config{MaxBacklogBytes: 4 * frame})
+	f := &testFormat{name: "f"}
+	p := subscribePull(t, h, "t", f)
+	for i := 1; i <= 4; i++ {
+		mustPush(t, h, "t", strconv.Itoa(i), f, 1) // queued for p, not yet written
+	}
+	if _, err := push(h, "t", "5", f); !errors.Is(err, ErrBacklogFull) {
+		t.Fatalf("Push with 4 frames held by a puller that does not write: %v, want ErrBacklogFull", err)
+	}
+	// p goes away: its four frames wait in the backlog, still within the limit.
+	h.UnsubscribePull(p.Subscription, nil)
+	if _, err := push(h, "t", "5", f); !errors.Is(err, ErrBacklogFull) {
+		t.Fatalf("Push after the puller left its frames behind: %v, want ErrBacklogFull", err)
+	}
+	if _, held := h.PushTopics(); held != 4*(int64(frame)+pushOverhead) {
+		t.Fatalf("held %d, want 4 frames' cost", held)
+	}
+	q := subscribePull(t, h, "t", f)
+	wantFrames(t, q, "f-:1", "f-:2", "f-:3", "f-:4") // taken, and Take again: written
+	if _, held := h.PushTopics(); held != 0 {
+		t.Fatalf("held %d after the puller wrote everything, want 0", held)
+	}
+	mustPush(t, h, "t", "5", f, 1)
+}
+
+func TestBacklogTotalBoundsAllTopicsTogether(t *testing.T) {
+	const total = 1 << 20
+	h := newTestHub(Config{MaxBacklogTotal: total})
+	f := &testFormat{name: "f"}
+	accepted := 0
+	for i := 0; ; i++ {
+		if _, err := push(h, "t"+strconv.Itoa(i), "x", f); err != nil {
+			if !errors.Is(err, ErrBacklogFull) {
+				t.Fatal(err)
+			}
+			break
+		}
+		accepted++
+	}
+	topics, held := h.PushTopics()
+	if held > total || topics != accepted {
+		t.Fatalf("%d topics hold %d, want at most %d", topics, held, total)
+	}
+	if accepted > total/pushOverhead {
+		t.Fatalf("%d one-byte pushes accepted: the per-push overhead is not counted", accepted)
+	}
+	// Pulling every topic empties it, and an empty topic is freed.
+	for i := range accepted {
+		p := subscribePull(t, h, "t"+strconv.Itoa(i), f)
+		wantFrames(t, p, "f-:x")
+		h.UnsubscribePull(p.Subscription, nil)
+	}
+	if topics, held := h.PushTopics(); topics != 0 || held != 0 {
+		t.Fatalf("after pulling everything: %d topics holding %d, want none", topics, held)
+	}
 }

@@ -43,10 +43,27 @@ type Subscription struct {
 	wake    func() // starts a taker; never called with mu held
 	puller  bool   // a full queue refuses a frame instead of ending (push/pull)
 	dropped func() // see SubscribeOptions.Dropped
+	name    string // how logs call it: its URL path
+
+	// A puller's share of its rotation's pending bytes (pushpull.go):
+	// held is the cost of the pushes in queue, taken that of the batch
+	// its writer took last. The writer comes back to Take only once that
+	// batch is written, and Take then gives its cost back.
+	rot   *rotation
+	held  held
+	taken held
 }
 
 // Channel returns the subscribed channel, "" for the root.
 func (s *Subscription) Channel() string { return s.channel }
+
+// Name returns how logs call the subscription (SubscribeOptions.Name).
+func (s *Subscription) Name() string {
+	if s.name == "" {
+		return "/" + s.channel
+	}
+	return s.name
+}
 
 // Take returns every queued frame, with the reason the subscription ended
 // once it has (after its last frames). When it returns no frames and a nil
@@ -57,14 +74,20 @@ func (s *Subscription) Channel() string { return s.channel }
 // When there is nothing to take, dst stays the caller's.
 func (s *Subscription) Take(dst [][]byte) ([][]byte, error) {
 	s.mu.Lock()
+	written := s.taken
+	s.taken = s.held
+	s.held = held{}
 	if len(s.queue) == 0 {
 		err := s.err
 		if err == nil {
 			s.waiting = true
 		}
 		s.mu.Unlock()
-		if s.puller && err == nil {
-			s.hub.refill(s) // this puller has room now
+		if s.puller {
+			s.hub.release(s.rot, written)
+			if err == nil {
+				s.hub.refill(s) // this puller has room now
+			}
 		}
 		return dst[:0], err
 	}
@@ -72,7 +95,18 @@ func (s *Subscription) Take(dst [][]byte) ([][]byte, error) {
 	s.queue = dst[:0]
 	s.queued = 0
 	s.mu.Unlock()
+	s.hub.release(s.rot, written)
 	return out, nil
+}
+
+// releaseHeld returns the cost of every push the puller holds, queued or
+// taken, and forgets it: UnsubscribePull moves those pushes on.
+func (s *Subscription) releaseHeld() held {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.held.plus(s.taken)
+	s.held, s.taken = held{}, held{}
+	return n
 }
 
 // Err returns why the subscription ended, or nil while it is live.
@@ -83,8 +117,9 @@ func (s *Subscription) Err() error {
 }
 
 // enqueue adds b to the queue, or ends the subscription with ErrSlowConsumer
-// if that would pass the byte limit. It reports whether b was queued.
-func (s *Subscription) enqueue(b []byte) bool {
+// if that would pass the byte limit. It reports whether b was queued. push
+// says b is a pushed message, which a puller holds (see held).
+func (s *Subscription) enqueue(b []byte, push bool) bool {
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
@@ -107,6 +142,9 @@ func (s *Subscription) enqueue(b []byte) bool {
 	}
 	s.queue = append(s.queue, b)
 	s.queued += len(b)
+	if push {
+		s.held = s.held.plus(heldOf(b))
+	}
 	wake := s.waiting
 	s.waiting = false
 	s.mu.Unlock()
@@ -119,7 +157,7 @@ func (s *Subscription) enqueue(b []byte) bool {
 // Send queues b, a frame for this subscriber alone (a WebSocket pong or
 // ping), after what is queued, under the same byte limit. It reports false
 // once the subscription has ended.
-func (s *Subscription) Send(b []byte) bool { return s.enqueue(b) }
+func (s *Subscription) Send(b []byte) bool { return s.enqueue(b, false) }
 
 // Finish queues last (a WebSocket close frame, say) and ends the
 // subscription with ErrFinished: nothing more is queued, and the taker gets
