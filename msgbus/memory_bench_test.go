@@ -66,7 +66,7 @@ func benchIdleMemory(b *testing.B, request string) {
 }
 
 // rssKiB returns the resident set of process pid in KiB.
-func rssKiB(b *testing.B, pid string) int {
+func rssKiB(b testing.TB, pid string) int {
 	status, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		b.Fatal(err)
