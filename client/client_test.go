@@ -173,6 +173,12 @@ func TestPublishAndSubscribeRoundTripTextAndBinary(t *testing.T) {
 		{"application/octet-stream", "application/octet-stream", binary},
 		{"", client.DefaultType, []byte{}},
 		{"text/html", "text/html", []byte("<h1>--00MsgBus00--</h1>\n")},
+		// Bodies holding the delimiter line, which the server may send as
+		// Content-Transfer-Encoding: base64: the Message is the body as
+		// published, whatever the part's encoding.
+		{"text/plain", "text/plain", []byte("forged\r\n--00MsgBus00\r\nFrom: mallory\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi\r\n")},
+		{"text/plain", "text/plain", []byte("--00MsgBus00--\r\n")},
+		{"text/plain", "text/plain", []byte("--00MsgBus00\n--00MsgBus00")},
 	}
 	for i, tt := range tests {
 		p := publish(t, ctx, c, "news", tt.typ, tt.body)
@@ -252,6 +258,22 @@ func TestSubscribeFiltersByTypeAndSender(t *testing.T) {
 		}
 		if g := strings.Join(got, ", "); g != tt.want {
 			t.Fatalf("subscription %d got %q, want %q", i, g, tt.want)
+		}
+	}
+}
+
+func TestSenderIsTheUserName(t *testing.T) {
+	ts := startServer(t, "127.0.0.1:0", server.Config{Secret: "hunter2"})
+	ctx := testContext(t)
+	watcher := newClient(t, client.Config{URL: ts.URL(), Password: "hunter2"})
+	sub := subscribe(t, ctx, watcher, "chat", nil)
+	// The server percent-encodes a From's bytes outside printable ASCII,
+	// and "%"; Sender is the name as the publisher gave it, decoded once.
+	for _, user := range []string{"alice", "zoë", "100%", "a%41", "a b"} {
+		c := newClient(t, client.Config{URL: ts.URL(), User: user, Password: "hunter2"})
+		publish(t, ctx, c, "chat", "text/plain", []byte(user))
+		if m := mustNext(t, sub); m.Sender != user || string(m.Body) != user {
+			t.Fatalf("message from %q: Sender %q, body %q", user, m.Sender, m.Body)
 		}
 	}
 }
@@ -362,6 +384,57 @@ func TestSubscriptionReconnectsAfterServerRestart(t *testing.T) {
 	}
 	if len(reasons) == 0 || !strings.Contains(reasons[0].Error(), "client: subscribe /msgbus/news: the server ended the stream") {
 		t.Fatalf("OnReconnect reasons: %v", reasons)
+	}
+}
+
+func TestOnReconnectedSaysWhenTheStreamIsBack(t *testing.T) {
+	ts := startServer(t, "127.0.0.1:0", server.Config{})
+	addr := ts.Addr
+	c := newClient(t, client.Config{URL: ts.URL(), MinBackoff: 5 * time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	ctx := testContext(t)
+	var events []string
+	var attempts int
+	var down time.Duration
+	sub := subscribe(t, ctx, c, "news", &client.SubscribeOptions{
+		OnReconnect: func(err error, wait time.Duration) { events = append(events, "reconnect") },
+		OnReconnected: func(n int, d time.Duration) {
+			events = append(events, "reconnected")
+			attempts, down = n, d
+		},
+	})
+	publish(t, ctx, c, "news", "text/plain", []byte("before"))
+	mustNext(t, sub)
+	if len(events) != 0 {
+		t.Fatalf("events before any break: %v", events)
+	}
+
+	ts.stop(t)
+	got := make(chan result, 1)
+	go func() {
+		m, err := sub.Next()
+		got <- result{m, err}
+	}()
+	const outage = 100 * time.Millisecond
+	time.Sleep(outage) // refused attempts meanwhile
+	ts2 := startServer(t, addr, server.Config{})
+	ts2.waitSubscribers(t, 1)
+	publish(t, ctx, c, "news", "text/plain", []byte("after"))
+	var r result
+	select {
+	case r = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message after the restart")
+	}
+	if r.err != nil || string(r.m.Body) != "after" {
+		t.Fatalf("after the restart: %q, %v", r.m.Body, r.err)
+	}
+	// One "reconnected", last, after as many "reconnect"s as it took.
+	if n := len(events); n < 3 || events[n-1] != "reconnected" || strings.Count(strings.Join(events, " "), "reconnected") != 1 {
+		t.Fatalf("events %v, want several reconnects then one reconnected", events)
+	}
+	if attempts != len(events)-1 || down < outage || down > 10*time.Second {
+		t.Fatalf("OnReconnected(%d, %v) after events %v, want %d attempts and at least %v",
+			attempts, down, events, len(events)-1, outage)
 	}
 }
 

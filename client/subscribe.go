@@ -57,6 +57,12 @@ type SubscribeOptions struct {
 	// each time the stream broke and the subscription is about to wait
 	// before reconnecting: err says why, wait for how long.
 	OnReconnect func(err error, wait time.Duration)
+	// OnReconnected, when set, is called (on the goroutine calling Next)
+	// once a broken stream is back, before the first message it brings:
+	// attempts is how many connections it took (1 when the first one
+	// succeeded), down how long the subscription was without a stream.
+	// Each OnReconnected follows one or more OnReconnect calls.
+	OnReconnected func(attempts int, down time.Duration)
 }
 
 // A Subscription is a live stream of the messages of one channel and the
@@ -78,9 +84,10 @@ type Subscription struct {
 
 	resp    *http.Response // nil while disconnected
 	r       *multipart.Reader
-	reason  error // why the last stream ended
-	attempt int   // reconnect attempts since the last good connection
-	err     error // sticky: the subscription ended
+	reason  error     // why the last stream ended
+	attempt int       // reconnect attempts since the last good connection
+	brokeAt time.Time // when the last stream ended
+	err     error     // sticky: the subscription ended
 
 	lastLoc, lastChannel string // the last Content-Location, decoded
 }
@@ -147,6 +154,7 @@ func (s *Subscription) Next() (Message, error) {
 			s.end(context.Cause(s.ctx))
 			continue
 		}
+		s.brokeAt = time.Now()
 		if errors.Is(err, io.EOF) {
 			err = errors.New("the server ended the stream")
 		}
@@ -231,6 +239,9 @@ func (s *Subscription) reconnect() error {
 		}
 		err := s.connect()
 		if err == nil {
+			if s.opts.OnReconnected != nil {
+				s.opts.OnReconnected(s.attempt, time.Since(s.brokeAt))
+			}
 			s.attempt = 0
 			return nil
 		}

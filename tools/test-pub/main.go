@@ -19,6 +19,7 @@ import (
 
 	"github.com/msgbus/msgbus/client"
 	"github.com/msgbus/msgbus/tools/internal/load"
+	"github.com/msgbus/msgbus/tools/internal/msgfmt"
 	"github.com/msgbus/msgbus/tools/internal/toolflags"
 )
 
@@ -33,27 +34,26 @@ func newApp() *cli.App {
 	return &cli.App{
 		Name:      "test-pub",
 		Usage:     "flood a msgbus channel with stamped messages (the load generator for test-sub)",
-		UsageText: "test-pub [-c CHANNEL] [-n COUNT] [-d DURATION] [-r RATE] [--size BYTES] [-P PUBLISHERS] [--json] [-u URL]",
-		Description: "Publishes until -n messages are sent, -d has passed or Ctrl-C.\n" +
+		UsageText: "test-pub [-c CHANNEL] [-t TYPE] [-n COUNT] [-d DURATION] [-r RATE] [--size BYTES] [-P PUBLISHERS] [--json] [-u URL]",
+		Description: "Publishes until -n messages are sent, -d has passed or Ctrl-C, then prints a summary on stdout\n" +
+			"(one JSON object with --json); the live progress line and errors go to stderr.\n" +
 			"Each of the -P publishers numbers its messages from 0, so test-sub can check their order.\n\n" +
 			"   test-sub -N 100 -n 10000 &\n" +
 			"   test-pub -n 10000 -P 4\n" +
 			"   test-pub -c flood -r 1000 -d 30s --size 1024",
 		HideHelpCommand: true,
-		Flags: []cli.Flag{
-			toolflags.URL,
-			toolflags.Channel("flood", "publish to `CHANNEL`"),
-			&cli.StringFlag{Name: "type", Aliases: []string{"t"}, Value: "text/plain", Usage: "the messages' media `TYPE`"},
-			toolflags.Count("send `N` messages in all (0: until -d or Ctrl-C)"),
+		Flags: toolflags.Shared{
+			Channel: "publish to `CHANNEL`", ChannelValue: "flood",
+			Type: "the messages' media `TYPE`", TypeValue: "text/plain",
+			Count: "send `N` messages in all (0: until -d or Ctrl-C)",
+			JSON:  "print the summary as one JSON object on stdout, for machines",
+		}.Flags(
 			&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop after `DURATION` (0: until -n or Ctrl-C)"},
 			&cli.Float64Flag{Name: "rate", Aliases: []string{"r"}, Usage: "send `N` messages a second in all (0: as fast as possible)"},
 			&cli.IntFlag{Name: "size", Value: 128, Usage: "make each message `BYTES` long (at least the stamp, about 70)"},
 			&cli.IntFlag{Name: "publishers", Aliases: []string{"P"}, Value: 1, Usage: "publish from `N` connections in parallel"},
-			toolflags.JSON,
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no live progress line"},
-			toolflags.User,
-			toolflags.Secret,
-		},
+		),
 		Action: run,
 	}
 }
@@ -147,13 +147,15 @@ func run(c *cli.Context) error {
 	if c.Bool("json") {
 		json.NewEncoder(os.Stdout).Encode(s)
 	} else {
-		fmt.Fprintf(os.Stderr, "test-pub: sent %d messages of %d bytes to %s in %.2fs (%.0f/s) from %d publishers; %d errors\n"+
-			"test-pub: publish latency p50 %.2fms p90 %.2fms p99 %.2fms max %.2fms; %d deliveries queued\n",
-			s.Sent, s.Size, s.Channel, s.ElapsedS, s.PerSecond, s.Publishers, s.Errors,
-			s.PublishMilli.P50, s.PublishMilli.P90, s.PublishMilli.P99, s.PublishMilli.Max, s.Reached)
+		fmt.Printf("test-pub: sent %s of %s to %s in %.2fs (%.0f/s) from %s; %s\n"+
+			"test-pub: publish latency p50 %.2fms p90 %.2fms p99 %.2fms max %.2fms; %s queued\n",
+			msgfmt.Count(int(s.Sent), "message"), msgfmt.Count(s.Size, "byte"), s.Channel, s.ElapsedS, s.PerSecond,
+			msgfmt.Count(s.Publishers, "publisher"), msgfmt.Count(int(s.Errors), "error"),
+			s.PublishMilli.P50, s.PublishMilli.P90, s.PublishMilli.P99, s.PublishMilli.Max,
+			msgfmt.Count(int(s.Reached), "delivery"))
 	}
 	if s.Errors > 0 {
-		return fmt.Errorf("%d publishes failed; the first: %v", s.Errors, p.firstErr)
+		return fmt.Errorf("%s failed; the first: %v", msgfmt.Count(int(s.Errors), "publish"), p.firstErr)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/msgbus/msgbus/client"
 	"github.com/msgbus/msgbus/tools/internal/load"
+	"github.com/msgbus/msgbus/tools/internal/msgfmt"
 	"github.com/msgbus/msgbus/tools/internal/toolflags"
 )
 
@@ -34,27 +35,27 @@ func newApp(action cli.ActionFunc) *cli.App {
 	return &cli.App{
 		Name:      "test-sub",
 		Usage:     "hold N subscriptions and check test-pub's messages (the load benchmark's receiver)",
-		UsageText: "test-sub [-c CHANNEL] [-N SUBSCRIBERS] [-n COUNT] [-d DURATION] [--idle DURATION] [--json] [-u URL]",
+		UsageText: "test-sub [-c CHANNEL] [-t TYPES] [-N SUBSCRIBERS] [-n COUNT] [-d DURATION] [--idle DURATION] [--json] [-u URL]",
 		Description: "Subscribes -N times, then counts every delivery until each subscriber has -n distinct messages,\n" +
 			"-d has passed, nothing arrived for --idle, or Ctrl-C. Reports deliveries/s (first to last delivery),\n" +
 			"latency percentiles (send to receipt), and messages lost, duplicated and reordered per subscriber.\n" +
+			"The report goes to stdout (one JSON object with --json); progress and errors go to stderr.\n" +
 			"Exits 2 when any was lost, duplicated or reordered.\n\n" +
 			"   test-sub -N 100 -n 10000 --json &\n" +
 			"   test-pub -n 10000\n" +
 			"   test-sub -c flood -N 1000 -d 30s",
 		HideHelpCommand: true,
-		Flags: []cli.Flag{
-			toolflags.URL,
-			toolflags.Channel("flood", "subscribe to `CHANNEL`"),
+		Flags: toolflags.Shared{
+			Channel: "subscribe to `CHANNEL`", ChannelValue: "flood",
+			Type:  "only messages whose type matches `PATTERNS` (the server filters; default: every type)",
+			Count: "stop once every subscriber has `N` distinct messages; fewer counts as lost (0: no target)",
+			JSON:  "print the report as one JSON object on stdout, for machines",
+		}.Flags(
 			&cli.IntFlag{Name: "subscribers", Aliases: []string{"N"}, Value: 1, Usage: "hold `N` subscriptions, each on its own connection"},
-			toolflags.Count("stop once every subscriber has `N` distinct messages; fewer counts as lost (0: no target)"),
 			&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop after `DURATION` (0: no limit)"},
 			&cli.DurationFlag{Name: "idle", Usage: "stop when nothing arrived for `DURATION` after the first message (0: no limit)"},
-			toolflags.JSON,
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no live progress line"},
-			toolflags.User,
-			toolflags.Secret,
-		},
+		),
 		Action: action,
 	}
 }
@@ -114,10 +115,11 @@ func run(args []string) (bad bool, err error) {
 		if c.Bool("json") {
 			json.NewEncoder(os.Stdout).Encode(rep)
 		} else {
-			fmt.Fprintf(os.Stderr, "test-sub: %d subscribers on %s: %d deliveries in %.2fs (%.0f/s); "+
+			fmt.Printf("test-sub: %s on %s: %s in %.2fs (%.0f/s); "+
 				"lost %d, duplicated %d, reordered %d, other messages %d, reconnects %d\n"+
 				"test-sub: latency p50 %.2fms p90 %.2fms p99 %.2fms max %.2fms\n",
-				rep.Subscribers, rep.Channel, rep.Delivered, rep.ElapsedS, rep.PerSecond,
+				msgfmt.Count(rep.Subscribers, "subscriber"), rep.Channel, msgfmt.Count(int(rep.Delivered), "delivery"),
+				rep.ElapsedS, rep.PerSecond,
 				rep.Lost, rep.Duplicated, rep.Reordered, rep.Foreign, rep.Reconnects,
 				rep.Latency.P50, rep.Latency.P90, rep.Latency.P99, rep.Latency.Max)
 		}
@@ -147,6 +149,7 @@ func subscribeAll(c *cli.Context) (*subRun, error) {
 
 	// Connect in parallel, a bounded number at a time.
 	opts := &client.SubscribeOptions{
+		Type:        c.String(toolflags.TypeName),
 		ReuseBody:   true,
 		OnReconnect: func(error, time.Duration) { r.reconnects.Add(1) },
 	}
@@ -184,7 +187,7 @@ func subscribeAll(c *cli.Context) (*subRun, error) {
 	}
 	progress := !c.Bool("quiet") && toolflags.IsTerminal(os.Stderr)
 	if progress || !c.Bool("json") {
-		fmt.Fprintf(os.Stderr, "test-sub: %d subscribers on %s\n", n, c.String("channel"))
+		fmt.Fprintf(os.Stderr, "test-sub: %s on %s\n", msgfmt.Count(n, "subscriber"), c.String("channel"))
 	}
 
 	if d := c.Duration("duration"); d > 0 {

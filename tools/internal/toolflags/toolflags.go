@@ -1,6 +1,7 @@
 // Package toolflags holds the flags the msgbus tools share, so that the same
-// thing has the same name in each: -u URL, -c CHANNEL, -t TYPE, --user,
-// -s SECRET, -n COUNT, --json.
+// thing has the same name in each: -u URL, -c CHANNEL, -t TYPE, -n COUNT,
+// --json, --user NAME and -s SECRET. Every tool has all seven (Shared.Flags);
+// what -c, -t, -n and --json mean to one tool is in its own words.
 package toolflags
 
 import (
@@ -17,6 +18,14 @@ import (
 // DefaultURL is the server the tools talk to unless told otherwise.
 const DefaultURL = "http://localhost:8888"
 
+// The names of the shared flags, for cli.Context lookups.
+const (
+	ChannelName = "channel"
+	TypeName    = "type"
+	CountName   = "count"
+	JSONName    = "json"
+)
+
 // URL is the server, -u.
 var URL = &cli.StringFlag{Name: "url", Aliases: []string{"u"}, Value: DefaultURL, EnvVars: []string{"MSGBUS_URL"},
 	Usage: "the msgbus server at `URL` (http or https; user:secret@ in it is Basic auth)"}
@@ -29,18 +38,35 @@ var (
 		Usage: "Basic auth password: the server's -s `SECRET`"}
 )
 
-// Channel returns the -c flag with a default.
-func Channel(def, usage string) *cli.StringFlag {
-	return &cli.StringFlag{Name: "channel", Aliases: []string{"c"}, Value: def, Usage: usage}
+// Shared says what the shared flags mean to one tool: each usage text, with
+// its placeholder in backquotes as cli wants, and each default. An empty
+// usage is a programming error: every tool has every shared flag.
+type Shared struct {
+	Channel      string // -c CHANNEL
+	ChannelValue string // -c's default
+	Type         string // -t TYPE
+	TypeValue    string // -t's default
+	Count        string // -n COUNT
+	CountValue   int    // -n's default
+	JSON         string // --json
 }
 
-// Count is -n: how many messages.
-func Count(usage string) *cli.IntFlag {
-	return &cli.IntFlag{Name: "count", Aliases: []string{"n"}, Usage: usage}
+// Flags returns the shared flags, in the order every tool's --help lists
+// them (-u, -c, -t, -n, --json, --user, -s), followed by extra.
+func (s Shared) Flags(extra ...cli.Flag) []cli.Flag {
+	if s.Channel == "" || s.Type == "" || s.Count == "" || s.JSON == "" {
+		panic("toolflags: every shared flag needs a usage text")
+	}
+	return append([]cli.Flag{
+		URL,
+		&cli.StringFlag{Name: ChannelName, Aliases: []string{"c"}, Value: s.ChannelValue, Usage: s.Channel},
+		&cli.StringFlag{Name: TypeName, Aliases: []string{"t"}, Value: s.TypeValue, Usage: s.Type},
+		&cli.IntFlag{Name: CountName, Aliases: []string{"n"}, Value: s.CountValue, Usage: s.Count},
+		&cli.BoolFlag{Name: JSONName, Usage: s.JSON},
+		User,
+		Secret,
+	}, extra...)
 }
-
-// JSON is --json: the summary as one JSON object on stdout.
-var JSON = &cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object on stdout, for machines"}
 
 // Client builds the client from -u, --user and -s.
 func Client(c *cli.Context, cfg client.Config) (*client.Client, error) {
@@ -54,7 +80,8 @@ func SignalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-// IsTerminal reports whether f is a terminal, for live progress lines.
+// IsTerminal reports whether f is a terminal (a character device), for
+// live progress lines and for what may be written to a screen.
 func IsTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
