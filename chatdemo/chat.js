@@ -1,7 +1,9 @@
 'use strict';
 // msgbus chat: rooms are channels under /msgbus/chat/, messages are JSON
 // ({"name", "text"}) POSTed with fetch, and one EventSource on the parent
-// channel /msgbus/chat receives every room (each event says its channel).
+// channel /msgbus/chat receives every room. It asks for the JSON envelope
+// (?envelope=json), so each event says its channel (the room), its sender
+// when the broker authenticated one, and when it was published.
 // Whatever other people send is shown with textContent, never as markup.
 (() => {
   const BASE = '/msgbus/chat';
@@ -35,7 +37,7 @@
       a.setAttribute('aria-current', String(name === current));
       if (r.unread > 0) {
         const badge = document.createElement('span');
-        badge.className = 'unread';
+        badge.className = 'badge unread';
         badge.textContent = r.unread;
         a.appendChild(badge);
       }
@@ -74,6 +76,7 @@
     const who = document.createElement('span');
     who.className = 'who';
     who.textContent = m.name;
+    li.style.setProperty('--hue', hue(m.from || m.name));
     li.append(time, who);
     if (m.from) {
       // The broker's From: the user who logged in with -s, not forgeable.
@@ -83,8 +86,18 @@
       v.textContent = '✔ ' + m.from;
       li.appendChild(v);
     }
-    li.appendChild(document.createTextNode(m.text));
+    const text = document.createElement('span');
+    text.className = 'text';
+    text.textContent = m.text;
+    li.appendChild(text);
     return li;
+  }
+
+  // hue gives each name its own colour.
+  function hue(name) {
+    let h = 0;
+    for (const c of name) h = (h * 31 + c.codePointAt(0)) % 360;
+    return String(h);
   }
 
   function add(name, m) {
@@ -103,28 +116,25 @@
     if (atEnd) ol.scrollTop = ol.scrollHeight;
   }
 
-  // An event's data is the message as a MIME part: header lines, a blank
-  // line, the body.
+  // An event's data is the envelope: {id, channel, type, from, time, body,
+  // encoding}. Only a chat message in a room is shown.
   function parse(data) {
-    const cut = data.indexOf('\n\n');
-    if (cut < 0) return null;
-    const h = {};
-    for (const line of data.slice(0, cut).split('\n')) {
-      const i = line.indexOf(': ');
-      if (i > 0) h[line.slice(0, i).toLowerCase()] = line.slice(i + 2);
-    }
-    if (h['content-transfer-encoding']) return null; // not our JSON
-    const loc = h['content-location'] || '';
-    if (!loc.startsWith(BASE + '/')) return null; // a post to the parent itself
-    let body;
-    try { body = JSON.parse(data.slice(cut + 2)); } catch { return null; }
-    if (!body || typeof body.name !== 'string' || typeof body.text !== 'string') return null;
-    let name;
-    try { name = decodeURIComponent(loc.slice(BASE.length + 1)); } catch { return null; }
+    let e;
+    try { e = JSON.parse(data); } catch { return null; }
+    if (!e || e.encoding !== 'utf-8' || typeof e.channel !== 'string') return null;
+    if (!e.channel.startsWith('chat/')) return null; // a post to the parent itself
+    const name = e.channel.slice('chat/'.length);
     if (!ROOM.test(name)) return null;
+    let body;
+    try { body = JSON.parse(e.body); } catch { return null; }
+    if (!body || typeof body.name !== 'string' || typeof body.text !== 'string') return null;
+    const time = new Date(e.time);
     return {
       room: name,
-      m: { name: body.name.slice(0, 40) || '?', text: body.text.slice(0, 2000), from: h['from'] || '', time: new Date() },
+      m: {
+        name: body.name.slice(0, 40) || '?', text: body.text.slice(0, 2000),
+        from: typeof e.from === 'string' ? e.from : '', time: isNaN(time) ? new Date() : time,
+      },
     };
   }
 
@@ -139,7 +149,7 @@
 
   // --- the connection ---
   function status(cls, text) {
-    $('status').className = cls;
+    $('status').className = 'pill ' + cls;
     $('status').textContent = text;
   }
 
@@ -147,7 +157,7 @@
   let wasLive = false;
   function connect() {
     // type= keeps anything but chat messages out of the stream.
-    es = new EventSource(BASE + '?type=application/json');
+    es = new EventSource(BASE + '?type=application/json&envelope=json');
     es.onopen = () => {
       status('live', 'connected');
       if (wasLive && current) add(current, { system: true, text: 'reconnected' });
@@ -179,11 +189,25 @@
     start();
   });
 
+  // On a narrow screen the join form folds away behind +.
+  function joining(open) {
+    document.querySelector('nav').classList.toggle('joining', open);
+    $('new-room').setAttribute('aria-expanded', String(open));
+    $('new-room').textContent = open ? '×' : '+';
+  }
+
+  $('new-room').addEventListener('click', () => {
+    const open = !document.querySelector('nav').classList.contains('joining');
+    joining(open);
+    if (open) $('room').focus();
+  });
+
   $('join').addEventListener('submit', (e) => {
     e.preventDefault();
     const name = $('room').value.trim().toLowerCase();
     if (!ROOM.test(name)) return;
     $('room').value = '';
+    joining(false);
     room(name);
     enter(name);
   });

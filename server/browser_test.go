@@ -146,6 +146,9 @@ func (b *browser) shot(ctx context.Context, name string) {
 	b.t.Logf("screenshot %s (copied to %s)", file, browserShots)
 }
 
+// viewerLive is true once the viewer's stream is open.
+const viewerLive = "document.getElementById('status').classList.contains('live')"
+
 // text is a JavaScript expression for the textContent of a selector's first
 // match, "" when none.
 func text(selector string) string {
@@ -161,7 +164,7 @@ func TestBrowserViewerShowsEachMessageInPlace(t *testing.T) {
 	ts := startServer(t, Config{})
 	b := newBrowser(t)
 	b.run(b.ctx, "opening the viewer", chromedp.Navigate(ts.URL("/msgbus/news")))
-	b.wait(b.ctx, "the viewer's stream", "document.getElementById('status').className === 'live'", 5*time.Second)
+	b.wait(b.ctx, "the viewer's stream", viewerLive, 5*time.Second)
 	ts.waitSubscribers(t, 1)
 
 	for i, msg := range []string{"Hello from curl", "The next one replaces it"} {
@@ -227,7 +230,7 @@ addEventListener('load', () => { const i = new Image(); i.id = 'live'; i.src = '
 
 	// In the viewer, over SSE (the PNG arrives base64).
 	b.run(b.ctx, "opening the viewer", chromedp.Navigate(ts.URL("/msgbus/cam")))
-	b.wait(b.ctx, "the viewer's stream", "document.getElementById('status').className === 'live'", 5*time.Second)
+	b.wait(b.ctx, "the viewer's stream", viewerLive, 5*time.Second)
 	ts.waitSubscribers(t, 1)
 	ts.publish(t, "/msgbus/cam", "image/png", string(testPNG(t, 320, 120)))
 	b.wait(b.ctx, "the image", strings.Replace(naturalWidth, "%q", jsString("#current img"), 1)+" === 320", 5*time.Second)
@@ -361,7 +364,7 @@ func TestBrowserViewerFloodDashboard(t *testing.T) {
 	ts := startServer(t, Config{})
 	b := newBrowser(t)
 	b.run(b.ctx, "opening /msgbus/flood", chromedp.Navigate(ts.URL("/msgbus/flood")))
-	b.wait(b.ctx, "the viewer's stream", "document.getElementById('status').className === 'live'", 5*time.Second)
+	b.wait(b.ctx, "the viewer's stream", viewerLive, 5*time.Second)
 	b.wait(b.ctx, "the dashboard", "!document.getElementById('flood').hidden", time.Second)
 	ts.waitSubscribers(t, 1)
 
@@ -389,6 +392,9 @@ func TestBrowserViewerFloodDashboard(t *testing.T) {
 	}
 	if got := eval[string](b, b.ctx, text("#f-pubs")); got != "2" {
 		t.Errorf("publishers: %q, want 2", got)
+	}
+	if head, got := eval[string](b, b.ctx, text("#count")), eval[string](b, b.ctx, text("#f-total")); head != got+" messages" {
+		t.Errorf("the header says %q, the dashboard %q received", head, got)
 	}
 	p50 := eval[string](b, b.ctx, text("#f-p50"))
 	t.Logf("dashboard: rate %s, p50 %s, p99 %s", eval[string](b, b.ctx, text("#f-rate")), p50,

@@ -12,39 +12,60 @@ import (
 	"github.com/msgbus/msgbus/server/hub"
 )
 
-// Server-Sent Events (PROTOCOL.md §3), for browsers' EventSource. One event
-// per message:
+// Server-Sent Events (PROTOCOL.md §3), for browsers' EventSource: one event
+// per message, its id the message id. By default the event is the body, so
+// that JSON.parse(ev.data) works on a JSON message:
 //
 //	id: 42
-//	data: From: alice                        (when the publisher authenticated)
-//	data: Content-Location: /msgbus/a/b      (when not the subscribed channel)
-//	data: Content-Type: text/plain
-//	data: Content-Transfer-Encoding: base64  (when the body is not sent as text)
-//	data:
-//	data: <body, one data line per LF-separated line>
+//	data: <body, one data line per line>
 //
-// So the event's data, as EventSource hands it to the page, is the message
-// as a MIME part: the part headers of the multipart stream, in the same order,
-// a blank line and the body. There is no "event:" field: EventSource can only
-// listen for event names it knows in advance, and a subscriber of a parent or
-// of the root receives channels it cannot know, so every event is a plain
-// "message" and its channel is in Content-Location, as in the multipart
-// stream. The SSE fields (id, event, data, retry) have no room for a type or
-// a sender, which the viewer needs.
+// when the body is valid UTF-8, whatever its type; the lines are split where
+// EventSource splits them (LF, CR and CRLF each end one), so a body's CRLF
+// arrives as LF. Any other body goes base64 on one data line, as an event
+// named "binary", which a page that wants it listens for:
 //
-// The body goes verbatim when EventSource can give it back byte for byte:
-// a type that reaches a WebSocket as text (text/*, JSON), valid UTF-8 and no
-// CR (EventSource reads CR and CRLF as line ends, so "a\r\nb" would come
-// back as "a\nb"). Anything else is base64 on one data line, marked by
-// Content-Transfer-Encoding: base64, so images and binary arrive intact.
+//	id: 43
+//	event: binary
+//	data: iVBORw0KGgo=
 //
-// Like the multipart part, the event is built once per message and shared;
-// on HTTP/1.1 each event is one chunk, on HTTP/1.0 the bare event is a slice
-// of the chunked frame and the stream ends when the connection closes.
+// Text events have no "event:" field: EventSource only hands a page the
+// event names it listens for, and a subscriber of a parent or of the root
+// cannot know them all, so they are all plain "message" events.
+//
+// With ?envelope=json every event's data is one line of JSON, the message
+// as /history gives it (PROTOCOL.md §6), for pages that need its channel,
+// type or sender:
+//
+//	id: 44
+//	data: {"id":"44","channel":"a/b","type":"text/plain","from":"alice","time":"2026-11-28T09:26:07.123Z","body":"hi","encoding":"utf-8"}
+//
+// Each format's event is built once per message and shared by all its
+// subscribers; on HTTP/1.1 each event is one chunk, on HTTP/1.0 the bare
+// event is a slice of the chunked frame and the stream ends when the
+// connection closes. No event says where the message came from except
+// the envelope's channel, so a parent's subscribers share the exact
+// subscribers' frame.
 var (
-	sseChunked hub.Format = sseChunkedFormat{}
-	ssePlain   hub.Format = ssePlainFormat{}
+	sseChunked         hub.Format = sseChunkedFormat{}
+	ssePlain           hub.Format = ssePlainFormat{}
+	sseEnvelopeChunked hub.Format = sseChunkedFormat{envelope: true}
+	sseEnvelopePlain   hub.Format = ssePlainFormat{envelope: true}
 )
+
+// sseFormat returns the Format of an SSE subscription and the response head
+// to queue before its first event: HTTP/1.1 chunked or HTTP/1.0 close-
+// delimited, bodies as they are or in the JSON envelope (?envelope=json).
+func sseFormat(http11, envelope bool) (hub.Format, []byte) {
+	switch {
+	case http11 && envelope:
+		return sseEnvelopeChunked, sseChunkedHead
+	case http11:
+		return sseChunked, sseChunkedHead
+	case envelope:
+		return sseEnvelopePlain, ssePlainHead
+	}
+	return ssePlain, ssePlainHead
+}
 
 // sseRetry is the reconnection delay the stream asks of EventSource, once,
 // at the start: after a restart, a browser is back within this.
@@ -73,7 +94,9 @@ var (
 	sseChunkedEnd = chunk(sseGoodbye, []byte("0\r\n\r\n"))
 )
 
-type sseChunkedFormat struct{}
+// sseChunkedFormat frames each event as one HTTP/1.1 chunk; envelope says
+// whether the event's data is the JSON envelope or the body itself.
+type sseChunkedFormat struct{ envelope bool }
 
 // chunkRoom is what the chunked frame reserves before the event for its
 // size line: up to 16 hex digits and CRLF.
@@ -81,12 +104,30 @@ const chunkRoom = 16 + 2
 
 // Encode builds "<hex size>\r\n<event>\r\n" in one allocation: the event is
 // written after room for the size line, which is filled in once the size is
-// known.
-func (sseChunkedFormat) Encode(m *hub.Message, located bool) []byte {
-	e := sseEvent{m: m, located: located, text: sseText(m),
-		from: strings.ToValidUTF8(m.Sender, "\uFFFD"), typ: strings.ToValidUTF8(m.Type, "\uFFFD")}
-	b := make([]byte, chunkRoom, chunkRoom+e.cap()+2)
-	b = e.append(b)
+// known. The event does not depend on located, so a located subscriber
+// shares the other's frame.
+func (f sseChunkedFormat) Encode(m *hub.Message, located bool) []byte {
+	if located {
+		return m.Frame(f, false)
+	}
+	var e envelope
+	text := utf8.Valid(m.Body)
+	n := sseBodyLen(m.Body, text)
+	if f.envelope {
+		e = newEnvelope(m, text)
+		n = len("data: \n\n") + e.len()
+	}
+	b := make([]byte, chunkRoom, chunkRoom+len("id: \n")+20+n+2)
+	b = append(b, "id: "...)
+	b = strconv.AppendUint(b, m.ID, 10)
+	b = append(b, '\n')
+	if f.envelope {
+		b = append(b, "data: "...)
+		b = e.append(b)
+		b = append(b, "\n\n"...)
+	} else {
+		b = appendSSEBody(b, m.Body, text)
+	}
 	var size [chunkRoom]byte
 	line := append(strconv.AppendUint(size[:0], uint64(len(b)-chunkRoom), 16), "\r\n"...)
 	start := chunkRoom - len(line)
@@ -107,11 +148,12 @@ func (sseChunkedFormat) End(err error) []byte {
 // heartbeat is the comment frame a stream of this format sends when idle.
 func (sseChunkedFormat) heartbeat() []byte { return sseChunkedHB }
 
-type ssePlainFormat struct{}
+// ssePlainFormat is sseChunkedFormat's HTTP/1.0 twin.
+type ssePlainFormat struct{ envelope bool }
 
 // Encode slices the event out of the chunked frame.
-func (ssePlainFormat) Encode(m *hub.Message, located bool) []byte {
-	c := m.Frame(sseChunked, located)
+func (f ssePlainFormat) Encode(m *hub.Message, located bool) []byte {
+	c := m.Frame(sseChunkedFormat(f), located)
 	return c[bytes.IndexByte(c, '\n')+1 : len(c)-2]
 }
 
@@ -124,78 +166,146 @@ func (ssePlainFormat) End(err error) []byte {
 
 func (ssePlainFormat) heartbeat() []byte { return sseBeat }
 
-// sseText reports whether m's body goes as text data lines rather than
-// base64: see the package comment above.
-func sseText(m *hub.Message) bool {
-	return isTextType(m.Type) && bytes.IndexByte(m.Body, '\r') < 0 && utf8.Valid(m.Body)
+// sseBodyLen is at least the length of what appendSSEBody appends.
+func sseBodyLen(body []byte, text bool) int {
+	if !text {
+		return len("event: binary\ndata: \n\n") + base64.StdEncoding.EncodedLen(len(body))
+	}
+	// Every line break is at least one byte, which the data line drops.
+	breaks := bytes.Count(body, []byte{'\n'}) + bytes.Count(body, []byte{'\r'})
+	return len(body) + (breaks+1)*len("data: \n") + 1
 }
 
-// An sseEvent is what one event is made of. The sender and type are
-// made valid UTF-8, as the whole stream must be (EventSource would replace
-// bad bytes anyway).
-type sseEvent struct {
-	m         *hub.Message
-	located   bool
-	text      bool // the body goes as text lines, not base64
-	from, typ string
-}
-
-// cap is at least the length of the event (the id is counted at its
-// longest), so the frame takes one allocation.
-func (e *sseEvent) cap() int {
-	m := e.m
-	n := len("id: ") + 20 + 1
-	if e.from != "" {
-		n += len("data: From: ") + len(e.from) + 1
-	}
-	if e.located {
-		n += len("data: Content-Location: ") + len(busPath(m.Channel)) + 1
-	}
-	n += len("data: Content-Type: ") + len(e.typ) + 1
-	n += len("data:\n")
-	if e.text {
-		lines := bytes.Count(m.Body, []byte{'\n'}) + 1
-		n += lines*len("data: \n") + len(m.Body) - (lines - 1)
-	} else {
-		n += len("data: Content-Transfer-Encoding: base64\n")
-		n += len("data: \n") + base64.StdEncoding.EncodedLen(len(m.Body))
-	}
-	return n + 1
-}
-
-// append appends the event to b, ending with its blank line.
-func (e *sseEvent) append(b []byte) []byte {
-	m := e.m
-	b = append(b, "id: "...)
-	b = strconv.AppendUint(b, m.ID, 10)
-	b = append(b, '\n')
-	if e.from != "" {
-		b = append(append(append(b, "data: From: "...), e.from...), '\n')
-	}
-	if e.located {
-		b = append(append(append(b, "data: Content-Location: "...), busPath(m.Channel)...), '\n')
-	}
-	b = append(append(append(b, "data: Content-Type: "...), e.typ...), '\n')
-	if !e.text {
-		b = append(b, "data: Content-Transfer-Encoding: base64\n"...)
-		b = append(b, "data:\n"...)
-		b = append(b, "data: "...)
-		b = base64.StdEncoding.AppendEncode(b, m.Body)
+// appendSSEBody appends the data of body's event to b, and the blank line
+// that ends it: a data line per line when body is text (valid UTF-8), else
+// an event named binary with the body in base64.
+func appendSSEBody(b, body []byte, text bool) []byte {
+	if !text {
+		b = append(b, "event: binary\ndata: "...)
+		b = base64.StdEncoding.AppendEncode(b, body)
 		return append(b, "\n\n"...)
 	}
-	b = append(b, "data:\n"...)
-	body := m.Body
 	for {
-		line, rest, more := bytes.Cut(body, []byte{'\n'})
 		b = append(b, "data: "...)
-		b = append(b, line...)
-		b = append(b, '\n')
-		if !more {
+		i := bytes.IndexAny(body, "\r\n")
+		if i < 0 {
+			b = append(b, body...)
 			break
 		}
-		body = rest
+		b = append(b, body[:i]...)
+		b = append(b, '\n')
+		if body[i] == '\r' && i+1 < len(body) && body[i+1] == '\n' {
+			i++ // CRLF is one line end
+		}
+		body = body[i+1:]
 	}
-	return append(b, '\n')
+	return append(b, "\n\n"...)
+}
+
+// An envelope is a message as one JSON object, the same as /history lists
+// (PROTOCOL.md §6): {"id","channel","type","from","time","body","encoding"},
+// "from" left out for an anonymous publisher, "time" RFC 3339 in UTC with
+// milliseconds, the body as a string when it is valid UTF-8 (encoding
+// "utf-8"), else in base64 (encoding "base64"). The id is a string: ids are
+// opaque tokens to clients.
+type envelope struct {
+	m         *hub.Message
+	typ, from string // valid UTF-8
+	text      bool   // the body is valid UTF-8
+}
+
+// envelopeTime is RFC 3339 with milliseconds, for UTC times.
+const envelopeTime = "2006-01-02T15:04:05.000Z07:00"
+
+// newEnvelope makes m's envelope; text says whether m.Body is valid UTF-8.
+func newEnvelope(m *hub.Message, text bool) envelope {
+	return envelope{m: m, typ: strings.ToValidUTF8(m.Type, "\uFFFD"),
+		from: strings.ToValidUTF8(m.Sender, "\uFFFD"), text: text}
+}
+
+// len is at least the length of what append appends.
+func (e *envelope) len() int {
+	m := e.m
+	n := len(`{"id":"","channel":,"type":,"time":"","body":,"encoding":"base64"}`) + 20 +
+		jsonStringLen(m.Channel) + jsonStringLen(e.typ) + len(envelopeTime) + 10
+	if e.from != "" {
+		n += len(`,"from":`) + jsonStringLen(e.from)
+	}
+	if e.text {
+		return n + jsonStringLen(m.Body)
+	}
+	return n + 2 + base64.StdEncoding.EncodedLen(len(m.Body))
+}
+
+// append appends the envelope to b, on one line.
+func (e *envelope) append(b []byte) []byte {
+	m := e.m
+	b = append(b, `{"id":"`...)
+	b = strconv.AppendUint(b, m.ID, 10)
+	b = append(b, `","channel":`...)
+	b = appendJSONString(b, m.Channel)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, e.typ)
+	if e.from != "" {
+		b = append(b, `,"from":`...)
+		b = appendJSONString(b, e.from)
+	}
+	b = append(b, `,"time":"`...)
+	b = m.Time.UTC().AppendFormat(b, envelopeTime)
+	b = append(b, `","body":`...)
+	if e.text {
+		b = appendJSONString(b, m.Body)
+		return append(b, `,"encoding":"utf-8"}`...)
+	}
+	b = append(b, '"')
+	b = base64.StdEncoding.AppendEncode(b, m.Body)
+	return append(b, `","encoding":"base64"}`...)
+}
+
+// appendJSONString appends s, which must be valid UTF-8, as a JSON string:
+// quotes, backslashes and control characters escaped, so it stays on one
+// line; everything else as it is.
+func appendJSONString[T string | []byte](b []byte, s T) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		start = i + 1
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// jsonStringLen is the length of appendJSONString's string for s.
+func jsonStringLen[T string | []byte](s T) int {
+	n := len(s) + 2
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
+			n++
+		case c < 0x20:
+			n += 5
+		}
+	}
+	return n
 }
 
 // A heartbeatFormat's streams send its heartbeat frame every sseHeartbeat

@@ -8,7 +8,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
+	"maps"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,26 +63,20 @@ func TestSSEFramesEachMessageByteForByte(t *testing.T) {
 		name, typ, body string
 		want            string // the event after "id: N\n"
 	}{
-		{"one line", "text/plain", "hello",
-			"data: Content-Type: text/plain\ndata:\ndata: hello\n\n"},
+		{"one line", "text/plain", "hello", "data: hello\n\n"},
 		{"several lines", "text/plain; charset=utf-8", "one\ntwo\n\nfour\n",
-			"data: Content-Type: text/plain; charset=utf-8\ndata:\ndata: one\ndata: two\ndata: \ndata: four\ndata: \n\n"},
-		{"empty", "text/plain", "",
-			"data: Content-Type: text/plain\ndata:\ndata: \n\n"},
-		{"lines that look like fields", "text/plain", "id: 7\n: comment\ndata: x",
-			"data: Content-Type: text/plain\ndata:\ndata: id: 7\ndata: : comment\ndata: data: x\n\n"},
-		{"JSON", "application/json", `{"a": "b"}`,
-			"data: Content-Type: application/json\ndata:\ndata: {\"a\": \"b\"}\n\n"},
-		{"CRLF goes base64, so it comes back exact", "text/plain", "a\r\nb\rc",
-			"data: Content-Type: text/plain\ndata: Content-Transfer-Encoding: base64\ndata:\ndata: " +
-				base64.StdEncoding.EncodeToString([]byte("a\r\nb\rc")) + "\n\n"},
-		{"invalid UTF-8 text goes base64", "text/plain", "\xff\xfe",
-			"data: Content-Type: text/plain\ndata: Content-Transfer-Encoding: base64\ndata:\ndata: //4=\n\n"},
+			"data: one\ndata: two\ndata: \ndata: four\ndata: \n\n"},
+		{"CRLF and CR end lines as LF does", "text/plain", "a\r\nb\rc\r\n\r\rd\r",
+			"data: a\ndata: b\ndata: c\ndata: \ndata: \ndata: d\ndata: \n\n"},
+		{"empty", "text/plain", "", "data: \n\n"},
+		{"lines that look like fields", "text/plain", "id: 7\n: comment\ndata: x\nevent: binary",
+			"data: id: 7\ndata: : comment\ndata: data: x\ndata: event: binary\n\n"},
+		{"JSON, as it is", "application/json", `{"a": "b"}`, "data: {\"a\": \"b\"}\n\n"},
+		{"any type, when the body is UTF-8", "application/x-www-form-urlencoded", "hello", "data: hello\n\n"},
+		{"UTF-8 beyond ASCII", "application/octet-stream", "héllo ✓ \U0001F600", "data: héllo ✓ \U0001F600\n\n"},
+		{"invalid UTF-8 text goes binary", "text/plain", "\xff\xfe", "event: binary\ndata: //4=\n\n"},
 		{"binary goes base64", "image/png", png,
-			"data: Content-Type: image/png\ndata: Content-Transfer-Encoding: base64\ndata:\ndata: " +
-				base64.StdEncoding.EncodeToString([]byte(png)) + "\n\n"},
-		{"empty binary", "application/octet-stream", "",
-			"data: Content-Type: application/octet-stream\ndata: Content-Transfer-Encoding: base64\ndata:\ndata: \n\n"},
+			"event: binary\ndata: " + base64.StdEncoding.EncodeToString([]byte(png)) + "\n\n"},
 	}
 	protoEachFraming(t, func(t *testing.T, f protoFraming) {
 		ts := startServer(t, Config{})
@@ -97,7 +94,7 @@ func TestSSEFramesEachMessageByteForByte(t *testing.T) {
 	})
 }
 
-func TestSSENamesSenderAndChannelLikeMultipart(t *testing.T) {
+func TestSSEParentAndRootGetTheSameEventAsTheChannel(t *testing.T) {
 	protoEachFraming(t, func(t *testing.T, f protoFraming) {
 		ts := startServer(t, Config{Secret: "s3cret"})
 		auth := protoBasic("alice", "s3cret")
@@ -106,18 +103,11 @@ func TestSSENamesSenderAndChannelLikeMultipart(t *testing.T) {
 		root := sseSubscribe(t, ts, "/msgbus/", f.http11, auth)
 		ts.waitSubscribers(t, 3)
 		r := protoPublish(t, ts, "/msgbus/a/b", auth+"Content-Type: text/plain\r\n", "hi")
-		id := r.header.Get("Msgbus-Id")
-		here := "id: " + id + "\ndata: From: alice\ndata: Content-Type: text/plain\ndata:\ndata: hi\n\n"
-		there := "id: " + id + "\ndata: From: alice\ndata: Content-Location: /msgbus/a/b\n" +
-			"data: Content-Type: text/plain\ndata:\ndata: hi\n\n"
+		want := sseFrame(f, "id: "+r.header.Get("Msgbus-Id")+"\ndata: hi\n\n") + sseEnd(f)
 		ts.stop(t)
-		for _, s := range []struct {
-			name string
-			c    *rawConn
-			want string
-		}{{"a/b", exact, here}, {"a", parent, there}, {"root", root, there}} {
-			if got, w := s.c.readAll(), sseFrame(f, s.want)+sseEnd(f); got != w {
-				t.Errorf("subscriber of %s:\n got %q\nwant %q", s.name, got, w)
+		for name, c := range map[string]*rawConn{"a/b": exact, "a": parent, "root": root} {
+			if got := c.readAll(); got != want {
+				t.Errorf("subscriber of %s:\n got %q\nwant %q", name, got, want)
 			}
 		}
 	})
@@ -143,8 +133,8 @@ func TestSSEIDsIncreaseInPublishOrder(t *testing.T) {
 			t.Fatalf("event %d: id %q after %d, want an increasing number", i, e.id, last)
 		}
 		last = id
-		if _, body := sseSplit(e.data); body != itoa(i) {
-			t.Errorf("event %d: body %q, want %q", i, body, itoa(i))
+		if e.data != itoa(i) {
+			t.Errorf("event %d: data %q, want %q", i, e.data, itoa(i))
 		}
 	}
 }
@@ -211,12 +201,7 @@ func TestSSEFiltersAsMultipart(t *testing.T) {
 	for i, c := range cases {
 		var got []string
 		for _, e := range sseParse(t, sseUnchunk(t, conns[i].readAll())) {
-			h, body := sseSplit(e.data)
-			if sseBase64(h) {
-				b, _ := base64.StdEncoding.DecodeString(body)
-				body = string(b)
-			}
-			got = append(got, body)
+			got = append(got, e.data)
 		}
 		if strings.Join(got, ",") != strings.Join(c.want, ",") {
 			t.Errorf("GET /msgbus/f%s: got %q, want %q", c.query, got, c.want)
@@ -225,23 +210,56 @@ func TestSSEFiltersAsMultipart(t *testing.T) {
 }
 
 func TestSSEDroppedSubscriberIsCutWithoutGoodbye(t *testing.T) {
-	if sseChunked.End(hub.ErrSlowConsumer) != nil || ssePlain.End(hub.ErrSlowConsumer) != nil {
-		t.Fatal("End(ErrSlowConsumer) is not nil: a dropped stream would look cleanly ended")
+	for _, f := range []hub.Format{sseChunked, ssePlain, sseEnvelopeChunked, sseEnvelopePlain} {
+		if f.End(hub.ErrSlowConsumer) != nil {
+			t.Errorf("%#v.End(ErrSlowConsumer) is not nil: a dropped stream would look cleanly ended", f)
+		}
 	}
 }
 
 func TestSSEEncodesOncePerMessage(t *testing.T) {
-	m := &hub.Message{ID: 9, Channel: "a/b", Type: "text/plain", Body: []byte("x\ny")}
-	c := m.Frame(sseChunked, true)
-	p := m.Frame(ssePlain, true)
-	if &c[len(c)-3] != &p[len(p)-1] {
-		t.Error("the HTTP/1.0 event is not a slice of the chunked frame")
+	for _, envelope := range []bool{false, true} {
+		chunked, _ := sseFormat(true, envelope)
+		plain, _ := sseFormat(false, envelope)
+		m := &hub.Message{ID: 9, Channel: "a/b", Type: "text/plain", Sender: "al\"ice", Body: []byte("x\ny\r\n\x01"),
+			Time: time.Now()}
+		c := m.Frame(chunked, false)
+		p := m.Frame(plain, false)
+		if &c[len(c)-3] != &p[len(p)-1] {
+			t.Errorf("envelope %v: the HTTP/1.0 event is not a slice of the chunked frame", envelope)
+		}
+		if want := chunkOf(string(p)); string(c) != want {
+			t.Errorf("envelope %v: chunked frame %q, want %q", envelope, c, want)
+		}
+		if cap(c)-len(c) > 64 {
+			t.Errorf("envelope %v: frame capacity %d for length %d: the size estimate is off", envelope, cap(c), len(c))
+		}
+		// A parent's or the root's subscribers share the frame: nothing
+		// in it depends on where it is delivered.
+		if lc := m.Frame(chunked, true); &lc[0] != &c[0] {
+			t.Errorf("envelope %v: a located subscriber's frame is a copy", envelope)
+		}
 	}
-	if want := chunkOf(string(p)); string(c) != want {
-		t.Errorf("chunked frame %q, want %q", c, want)
+}
+
+func TestSSEFormatByVersionAndEnvelope(t *testing.T) {
+	for _, c := range []struct {
+		http11, envelope bool
+		format           hub.Format
+		head             []byte
+	}{
+		{true, false, sseChunked, sseChunkedHead},
+		{false, false, ssePlain, ssePlainHead},
+		{true, true, sseEnvelopeChunked, sseChunkedHead},
+		{false, true, sseEnvelopePlain, ssePlainHead},
+	} {
+		f, head := sseFormat(c.http11, c.envelope)
+		if f != c.format || !bytes.Equal(head, c.head) {
+			t.Errorf("sseFormat(%v, %v) = %#v, %q; want %#v, %q", c.http11, c.envelope, f, head, c.format, c.head)
+		}
 	}
-	if cap(c)-len(c) > 32 {
-		t.Errorf("frame capacity %d for length %d: the size estimate is off", cap(c), len(c))
+	if sseChunked == sseEnvelopeChunked || ssePlain == sseEnvelopePlain {
+		t.Error("an envelope format equals a bare one: the hub would share their frames")
 	}
 }
 
@@ -327,68 +345,172 @@ func TestViewerPageRunsOnlyItsOwnScript(t *testing.T) {
 }
 
 // FuzzSSERoundTrip checks that what a spec-following EventSource makes of
-// an event is the message: the headers, and the body byte for byte.
+// a message's event is the message: the body as EventSource reads text
+// lines (CR and CRLF become LF), a binary body byte for byte, the envelope
+// field for field; always exactly one event, with the message's id, in a
+// valid UTF-8 stream, the HTTP/1.1 frame being the HTTP/1.0 one as a chunk.
 func FuzzSSERoundTrip(f *testing.F) {
-	for _, s := range []struct{ typ, body string }{
-		{"text/plain", "hello"}, {"text/plain", "a\nb\n"}, {"text/plain", ""}, {"text/plain", "\r\n\r"},
-		{"image/png", "\x89PNG\r\n"}, {"application/json", "{}\n"}, {"text/html", "<b>x</b>\x00"},
-		{"text/plain", "\xef\xbb\xbfbom"}, {"text/plain", "\xff"},
+	for _, s := range []struct {
+		typ, from, channel, body string
+	}{
+		{"text/plain", "", "news", "hello"},
+		{"text/plain", "alice", "a/b", "a\nb\n"},
+		{"text/plain", "", "a", ""},
+		{"text/plain", "", "a", "\r\n\r"},
+		{"text/plain", "", "a", "x\ry\r\nz\n\n"},
+		{"image/png", "bob", "cam", "\x89PNG\r\n\x1a\n\x00"},
+		{"application/json", "", "chat/lobby", `{"name":"a","text":"b\\n\"c\""}` + "\n"},
+		{"text/html", "", "x", "<b>x</b>\x00\x01\x1f\x7f"},
+		{"text/plain", "", "x", "\xef\xbb\xbfbom"},
+		{"text/plain", "\xff\"q\\", "ünï/cødé", "\xff"},
+		{"application/x-www-form-urlencoded", "", "news", "hello"},
+		{"text/plain", "", "x", "data: x\n\nid: 3\n: c\nevent: e\n"},
+		{"te\"xt/\\pl\tain", "a\u2028b", "x", "\u2028\u2029 \U0001F600"},
 	} {
-		f.Add(s.typ, s.body, true)
-	}
-	f.Fuzz(func(t *testing.T, typ, body string, located bool) {
-		if strings.ContainsAny(typ, "\r\n\x00") || typ == "" {
-			t.Skip()
+		for _, envelope := range []bool{false, true} {
+			f.Add(s.typ, s.from, s.channel, []byte(s.body), uint64(42), int64(1795771567123), envelope, envelope)
 		}
-		m := &hub.Message{ID: 1, Channel: "a/b", Type: typ, Body: []byte(body)}
-		frame := m.Frame(ssePlain, located)
+	}
+	f.Add("", "", "", []byte(nil), uint64(0), int64(0), true, false)
+	f.Add("x", "", "y", []byte("z"), uint64(1<<64-1), int64(-1), false, true)
+	f.Fuzz(func(t *testing.T, typ, from, channel string, body []byte, id uint64, ms int64, envelope, located bool) {
+		channel = strings.ToValidUTF8(channel, "?") // the hub's names are UTF-8
+		ms %= 1 << 44                               // years 1413 to 2527
+		m := &hub.Message{ID: id, Channel: channel, Type: typ, Sender: from, Body: body, Time: time.UnixMilli(ms)}
+		chunked, _ := sseFormat(true, envelope)
+		plain, _ := sseFormat(false, envelope)
+		frame, c := m.Frame(plain, located), m.Frame(chunked, located)
+		if string(c) != chunkOf(string(frame)) {
+			t.Fatalf("chunked frame %q is not the HTTP/1.0 event %q as a chunk", c, frame)
+		}
 		if !utf8.Valid(frame) {
-			t.Fatalf("frame %q is not UTF-8", frame)
+			t.Fatalf("event %q is not UTF-8", frame)
 		}
 		events := sseParse(t, string(frame))
 		if len(events) != 1 {
 			t.Fatalf("%q: %d events, want 1", frame, len(events))
 		}
-		h, got := sseSplit(events[0].data)
-		if sseBase64(h) {
-			b, err := base64.StdEncoding.DecodeString(got)
-			if err != nil {
-				t.Fatalf("base64: %v", err)
+		e := events[0]
+		if e.id != strconv.FormatUint(id, 10) {
+			t.Fatalf("%q: id %q, want %d", frame, e.id, id)
+		}
+		if envelope {
+			if e.event != "message" {
+				t.Fatalf("%q: event %q, want message", frame, e.event)
 			}
-			got = string(b)
+			sseCheckEnvelope(t, e.data, m)
+			return
 		}
-		if got != body {
-			t.Fatalf("body %q came back as %q (frame %q)", body, got, frame)
-		}
-		if !slices.Contains(strings.Split(h, "\n"), "Content-Type: "+strings.ToValidUTF8(typ, "\uFFFD")) || located != strings.Contains(h, "Content-Location: /msgbus/a/b") {
-			t.Fatalf("headers %q", h)
+		switch {
+		case !utf8.Valid(body):
+			got, err := base64.StdEncoding.DecodeString(e.data)
+			if e.event != "binary" || err != nil || !bytes.Equal(got, body) {
+				t.Fatalf("%q: event %q data %q (%v), want binary, the body %q in base64", frame, e.event, e.data, err, body)
+			}
+		case e.event != "message" || e.data != sseLines(string(body)):
+			t.Fatalf("%q: event %q data %q, want message %q", frame, e.event, e.data, sseLines(string(body)))
 		}
 	})
 }
 
+// sseEnvelope is the envelope as a page gets it from JSON.parse.
+type sseEnvelope struct {
+	ID       string  `json:"id"`
+	Channel  string  `json:"channel"`
+	Type     string  `json:"type"`
+	From     *string `json:"from"`
+	Time     string  `json:"time"`
+	Body     string  `json:"body"`
+	Encoding string  `json:"encoding"`
+}
+
+// sseCheckEnvelope checks that data is m's envelope, exactly (PROTOCOL.md
+// §6), and returns it.
+func sseCheckEnvelope(t testing.TB, data string, m *hub.Message) sseEnvelope {
+	t.Helper()
+	if strings.ContainsAny(data, "\r\n") {
+		t.Fatalf("envelope %q is not one line", data)
+	}
+	var keys map[string]any
+	if err := json.Unmarshal([]byte(data), &keys); err != nil {
+		t.Fatalf("envelope %q: %v", data, err)
+	}
+	wantKeys := []string{"body", "channel", "encoding", "id", "time", "type"}
+	if m.Sender != "" {
+		wantKeys = append(wantKeys, "from")
+		slices.Sort(wantKeys)
+	}
+	if got := slices.Sorted(maps.Keys(keys)); !slices.Equal(got, wantKeys) {
+		t.Fatalf("envelope %q has fields %q, want %q", data, got, wantKeys)
+	}
+	var env sseEnvelope
+	json.Unmarshal([]byte(data), &env)
+	if env.ID != strconv.FormatUint(m.ID, 10) || env.Channel != m.Channel ||
+		env.Type != strings.ToValidUTF8(m.Type, "\uFFFD") {
+		t.Fatalf("envelope %q: id, channel or type is not the message's %d %q %q", data, m.ID, m.Channel, m.Type)
+	}
+	if m.Sender != "" && *env.From != strings.ToValidUTF8(m.Sender, "\uFFFD") {
+		t.Fatalf("envelope %q: from is not the sender %q", data, m.Sender)
+	}
+	when, err := time.Parse(time.RFC3339Nano, env.Time)
+	if err != nil || !sseTimeShape.MatchString(env.Time) || !when.Equal(m.Time.Truncate(time.Millisecond)) {
+		t.Fatalf("envelope %q: time %q (%v), want %v in RFC 3339 UTC with milliseconds", data, env.Time, err, m.Time)
+	}
+	var body []byte
+	switch env.Encoding {
+	case "utf-8":
+		body = []byte(env.Body)
+		if !utf8.Valid(m.Body) {
+			t.Fatalf("envelope %q: encoding utf-8 for a body that is not", data)
+		}
+	case "base64":
+		if body, err = base64.StdEncoding.DecodeString(env.Body); err != nil || utf8.Valid(m.Body) {
+			t.Fatalf("envelope %q: base64 body (%v) for a body that is UTF-8: %v", data, err, utf8.Valid(m.Body))
+		}
+	default:
+		t.Fatalf("envelope %q: encoding %q", data, env.Encoding)
+	}
+	if !bytes.Equal(body, m.Body) {
+		t.Fatalf("envelope %q: body %q, want %q", data, body, m.Body)
+	}
+	return env
+}
+
+var sseTimeShape = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+
+// sseLines is s as EventSource gives back text lines: CRLF and CR are LF.
+func sseLines(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
+}
+
 // sseDispatched is one dispatched event, as EventSource sees it.
-type sseDispatched struct{ id, data string }
+type sseDispatched struct{ id, event, data string }
 
 // sseParse reads a close-delimited event stream as the HTML standard's
 // EventSource does (§9.2.6): CRLF, CR and LF end lines; "field: value"
-// with one leading space dropped; comments ignored; an event dispatched at a
-// blank line if its data buffer is not empty, its last LF removed.
+// with one leading space dropped, a line without a colon a field with an
+// empty value; comments ignored; an id holding NUL ignored; at a blank line
+// an event is dispatched if its data buffer is not empty, its last LF
+// removed, its type "message" unless an event field named it.
 func sseParse(t testing.TB, stream string) []sseDispatched {
 	t.Helper()
 	if !strings.HasSuffix(stream, "\n") {
 		t.Fatalf("stream %q does not end with a line end", stream)
 	}
-	stream = strings.TrimPrefix(stream, "\ufeff")
-	stream = strings.ReplaceAll(strings.ReplaceAll(stream, "\r\n", "\n"), "\r", "\n")
+	stream = sseLines(strings.TrimPrefix(stream, "\ufeff"))
 	var events []sseDispatched
 	var data strings.Builder
-	var id string
+	var id, event string
 	for _, line := range strings.Split(strings.TrimSuffix(stream, "\n"), "\n") {
 		if line == "" {
 			if data.Len() > 0 {
-				events = append(events, sseDispatched{id, strings.TrimSuffix(data.String(), "\n")})
+				if event == "" {
+					event = "message"
+				}
+				events = append(events, sseDispatched{id, event, strings.TrimSuffix(data.String(), "\n")})
 			}
 			data.Reset()
+			event = ""
 			continue
 		}
 		field, value, _ := strings.Cut(line, ":")
@@ -396,17 +518,15 @@ func sseParse(t testing.TB, stream string) []sseDispatched {
 		switch field {
 		case "data":
 			data.WriteString(value + "\n")
+		case "event":
+			event = value
 		case "id":
-			id = value
+			if !strings.Contains(value, "\x00") {
+				id = value
+			}
 		}
 	}
 	return events
-}
-
-// sseSplit splits an event's data into its header lines and the body.
-func sseSplit(data string) (head, body string) {
-	head, body, _ = strings.Cut(data, "\n\n")
-	return head, body
 }
 
 // sseUnchunk strips HTTP/1.1 chunked framing from the stream and the
@@ -429,9 +549,4 @@ func sseUnchunk(t *testing.T, s string) string {
 func sseTestHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return "sha256-" + base64.StdEncoding.EncodeToString(sum[:])
-}
-
-// sseBase64 reports whether an event's header lines mark its body base64.
-func sseBase64(head string) bool {
-	return slices.Contains(strings.Split(head, "\n"), "Content-Transfer-Encoding: base64")
 }

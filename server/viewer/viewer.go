@@ -1,9 +1,11 @@
 // Package viewer holds the page msgbus serves for a browser navigation to
 // /msgbus/<channel> (PROTOCOL.md §3): it subscribes to the same URL over
-// Server-Sent Events and shows the newest message in place, a log, and a
-// live load dashboard for test-pub's stamped messages. Its style and script
-// are inlined, so the page is one response that loads nothing else, and a
-// Content-Security-Policy lets no other script run on it.
+// Server-Sent Events, with the JSON envelope (?envelope=json), and shows the
+// newest message in place, a log, and a live load dashboard for test-pub's
+// stamped messages. It links the pages' shared stylesheet (/_msgbus/ui.css,
+// same origin) and inlines its own few rules and its script, so it loads
+// nothing from elsewhere, and a Content-Security-Policy lets no other
+// script run on it.
 package viewer
 
 import (

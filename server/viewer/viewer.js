@@ -1,53 +1,44 @@
 'use strict';
 // The msgbus viewer: served for a browser navigation to /msgbus/<channel>,
-// it subscribes to the same URL over Server-Sent Events and shows the newest
-// message in place, a log, and for test-pub's stamped messages a live
-// dashboard of rate and latency. Everything a message holds reaches the page
-// through textContent, a sandboxed iframe or an <img>: never as markup.
+// it subscribes to the same URL over Server-Sent Events with the JSON
+// envelope (?envelope=json: each event is {id, channel, type, from, time,
+// body, encoding}) and shows the newest message in place, a log, and for
+// test-pub's stamped messages a live dashboard of rate and latency.
+// Everything a message holds reaches the page through textContent, a
+// sandboxed iframe or an <img>: never as markup.
 (() => {
   const PREFIX = '/msgbus/';
   const LOG_ROWS = 200;
   const $ = (id) => document.getElementById(id);
 
   const path = location.pathname;
-  const channel = path.startsWith(PREFIX) ? decodeURIComponent(path.slice(PREFIX.length)) : '';
+  const channel = path.startsWith(PREFIX) ? safeDecode(path.slice(PREFIX.length)) : '';
   const shown = channel === '' ? '/ (every channel)' : '/' + channel;
   $('channel').textContent = shown;
-  document.title = shown + ' — msgbus viewer';
+  document.title = shown + ' · msgbus viewer';
   $('hint').textContent = "curl -d 'hello' " + location.origin + PREFIX + (channel || 'news');
-
-  // An event's data is the message as a MIME part: header lines, a blank
-  // line, the body (base64 when Content-Transfer-Encoding says so).
-  function parse(ev) {
-    const data = ev.data;
-    const cut = data.indexOf('\n\n');
-    const head = cut < 0 ? data : data.slice(0, cut);
-    const body = cut < 0 ? '' : data.slice(cut + 2);
-    const h = {};
-    for (const line of head.split('\n')) {
-      const i = line.indexOf(': ');
-      if (i > 0) h[line.slice(0, i).toLowerCase()] = line.slice(i + 2);
-    }
-    const loc = h['content-location'];
-    const m = {
-      id: ev.lastEventId,
-      time: new Date(),
-      channel: loc && loc.startsWith(PREFIX) ? safeDecode(loc.slice(PREFIX.length)) : channel,
-      type: h['content-type'] || 'application/octet-stream',
-      from: h['from'] || '',
-      text: null,
-      bytes: null,
-    };
-    if (h['content-transfer-encoding'] === 'base64') {
-      m.bytes = fromBase64(body);
-    } else {
-      m.text = body;
-    }
-    return m;
-  }
 
   function safeDecode(s) {
     try { return decodeURIComponent(s); } catch { return s; }
+  }
+
+  // parse makes a message of an event's envelope. A body is text when the
+  // envelope says utf-8, whatever its type; else bytes, from base64.
+  function parse(ev) {
+    const e = JSON.parse(ev.data);
+    const time = new Date(e.time);
+    const m = {
+      id: String(e.id),
+      time: isNaN(time) ? new Date() : time,
+      channel: String(e.channel ?? channel),
+      type: String(e.type || 'application/octet-stream'),
+      from: e.from ? String(e.from) : '',
+      text: null,
+      bytes: null,
+    };
+    if (e.encoding === 'base64') m.bytes = fromBase64(String(e.body));
+    else m.text = String(e.body ?? '');
+    return m;
   }
 
   function fromBase64(s) {
@@ -59,9 +50,8 @@
 
   // essence is the media type without parameters, lower case.
   const essence = (t) => t.split(';')[0].trim().toLowerCase();
-  const asText = (m) => (m.text !== null ? m.text : new TextDecoder().decode(m.bytes));
-  const isTextual = (t) => t.startsWith('text/') || t === 'application/json' || t.endsWith('+json') ||
-    t === 'application/xml' || t.endsWith('+xml') || t === 'application/javascript';
+  const isJSON = (t) => t === 'application/json' || t.endsWith('+json');
+  const size = (m) => (m.bytes ? m.bytes.length : new TextEncoder().encode(m.text).length);
 
   // --- the newest message, in place ---
   let objectURL = null;
@@ -71,27 +61,28 @@
     const t = essence(m.type);
     let el;
     let url = null;
-    if (t.startsWith('image/') && m.bytes) {
-      url = URL.createObjectURL(new Blob([m.bytes], { type: t }));
+    if (t.startsWith('image/')) {
+      const bytes = m.bytes || new TextEncoder().encode(m.text); // an SVG comes as text
+      url = URL.createObjectURL(new Blob([bytes], { type: t }));
       el = document.createElement('img');
       el.alt = 'message ' + m.id + ' (' + m.type + ')';
       el.src = url;
-    } else if (t === 'text/html') {
+    } else if (t === 'text/html' && m.text !== null) {
       el = document.createElement('iframe');
       el.setAttribute('sandbox', ''); // no scripts, no same origin, no forms, no popups
       el.title = 'message ' + m.id + ' (HTML, sandboxed)';
-      el.srcdoc = asText(m);
-    } else if (m.text !== null || isTextual(t)) {
+      el.srcdoc = m.text;
+    } else if (m.text !== null) {
       el = document.createElement('pre');
-      let s = asText(m);
-      if (t === 'application/json' || t.endsWith('+json')) {
+      let s = m.text;
+      if (isJSON(t)) {
         try { s = JSON.stringify(JSON.parse(s), null, 2); } catch { /* shown as sent */ }
       }
       el.textContent = s;
     } else {
       el = document.createElement('div');
       el.className = 'binary';
-      el.textContent = m.bytes.length + ' bytes of ' + m.type + ': ' + hex(m.bytes, 64);
+      el.textContent = m.bytes.length + ' bytes of ' + m.type + ': ' + hex(m.bytes, 96);
     }
     cur.classList.remove('empty');
     cur.replaceChildren(el);
@@ -112,22 +103,26 @@
   // --- the log ---
   function row(m) {
     const tr = document.createElement('tr');
-    const size = m.bytes ? m.bytes.length : new TextEncoder().encode(m.text).length;
     let preview = '';
-    if (m.text !== null) preview = m.text.slice(0, 120);
-    else if (isTextual(essence(m.type))) preview = asText(m).slice(0, 120);
-    const cells = [clock(m.time), m.id, '/' + m.channel, m.type, m.from, size + ' B', preview];
-    cells.forEach((c, i) => {
+    if (m.text !== null) preview = m.text.slice(0, 160);
+    else preview = '(' + m.bytes.length + ' bytes, base64)';
+    const cells = [
+      [clock(m.time), 'mono'], [m.id, 'mono opt'], ['/' + m.channel, ''], [m.type, ''],
+      [m.from, 'opt'], [size(m) + ' B', 'mono opt'], [preview, 'preview'],
+    ];
+    for (const [text, cls] of cells) {
       const td = document.createElement('td');
-      if (i === 1 || i === 5) td.className = 'mono';
-      td.textContent = c;
+      if (cls) td.className = cls;
+      td.textContent = text;
       tr.appendChild(td);
-    });
+    }
     return tr;
   }
 
   // Messages are drawn in batches, so a flood costs one redraw per tick and
-  // not one per message; only the newest LOG_ROWS are kept.
+  // not one per message; only the newest LOG_ROWS are kept. The header's
+  // count and the dashboard's "received" are drawn together, from the same
+  // counter, so they always agree.
   let pending = [];
   let drawTimer = 0;
   let count = 0;
@@ -143,7 +138,8 @@
     for (let i = batch.length - 1; i >= 0; i--) frag.appendChild(row(batch[i]));
     tbody.prepend(frag);
     while (tbody.rows.length > LOG_ROWS) tbody.deleteRow(-1);
-    $('count').textContent = count + (count === 1 ? ' message' : ' messages');
+    $('count').textContent = count.toLocaleString() + (count === 1 ? ' message' : ' messages');
+    $('f-total').textContent = count.toLocaleString();
   }
 
   function received(m) {
@@ -158,7 +154,7 @@
   const SAMPLES = 2000; // latencies kept per second, a uniform sample
   const HISTORY = 60; // seconds on the chart
   const flood = {
-    on: false, total: 0, lost: 0, order: 0,
+    on: false, lost: 0, order: 0,
     next: new Map(), // "run/worker" → the sequence number expected next
     n: 0, lat: [], max: 0, // this second
     history: [], // {rate, p50}
@@ -169,6 +165,7 @@
     flood.on = true;
     $('flood').hidden = false;
     setInterval(tick, 1000);
+    new ResizeObserver(chart).observe($('f-chart'));
   }
 
   function stamped(m) {
@@ -178,7 +175,6 @@
     floodOn();
     const nowNs = (performance.timeOrigin + performance.now()) * 1e6;
     const ms = (nowNs - Number(s[4])) / 1e6;
-    flood.total++;
     flood.n++;
     if (flood.lat.length < SAMPLES) flood.lat.push(ms);
     else {
@@ -210,7 +206,6 @@
     $('f-p50').textContent = p50 === null ? '–' : fmtMs(p50);
     $('f-p99').textContent = lat.length ? fmtMs(pct(0.99)) : '–';
     $('f-max').textContent = lat.length ? fmtMs(flood.max) : '–';
-    $('f-total').textContent = flood.total.toLocaleString();
     $('f-lost').textContent = flood.lost.toLocaleString();
     $('f-order').textContent = flood.order.toLocaleString();
     $('f-pubs').textContent = flood.next.size;
@@ -222,46 +217,94 @@
     chart();
   }
 
+  // chart draws the last minute across the canvas's whole width, at the
+  // screen's resolution, in the page's colours (light or dark). The two scales' labels sit in a band above the
+  // plot, so no line runs through them; the canvas records both edges
+  // (data-label-bottom, data-plot-top) for the tests.
   function chart() {
     const c = $('f-chart');
+    const dpr = window.devicePixelRatio || 1;
+    const w = c.clientWidth, h = c.clientHeight;
+    if (w === 0 || h === 0) return;
+    if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
+      c.width = Math.round(w * dpr);
+      c.height = Math.round(h * dpr);
+    }
     const g = c.getContext('2d');
-    const w = c.width, h = c.height, pad = 6;
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, w, h);
+    const css = getComputedStyle(document.documentElement);
+    const color = (name) => css.getPropertyValue(name).trim();
+    const pad = 10, band = 24; // the label band's height
+    const top = band + 4, bottom = h - pad, left = pad, right = w - pad;
+    g.font = '12px ' + color('--font');
+    g.textBaseline = 'middle';
+    // Grid lines at a quarter, half and three quarters of each scale.
+    g.strokeStyle = color('--border');
+    g.lineWidth = 1;
+    for (let i = 0; i <= 4; i++) {
+      const y = Math.round(top + (bottom - top) * i / 4) + 0.5;
+      g.beginPath();
+      g.moveTo(left, y);
+      g.lineTo(right, y);
+      g.stroke();
+    }
+    // The time axis stretches over at least ten seconds, so the first
+    // seconds already use the width; after a minute the chart scrolls.
     const hist = flood.history;
-    const line = (key, color) => {
-      const top = Math.max(1, ...hist.map((p) => p[key] || 0));
-      g.strokeStyle = color;
+    const span = Math.max(hist.length - 1, 10);
+    const line = (key, stroke) => {
+      const max = Math.max(1, ...hist.map((p) => p[key] || 0));
+      g.strokeStyle = stroke;
       g.lineWidth = 2;
+      g.lineJoin = 'round';
       g.beginPath();
       hist.forEach((p, i) => {
-        const x = pad + (w - 2 * pad) * (HISTORY - hist.length + i) / (HISTORY - 1);
-        const y = h - pad - (h - 2 * pad) * (p[key] || 0) / top;
+        const x = left + (right - left) * i / span;
+        const y = bottom - (bottom - top) * (p[key] || 0) / max;
         if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
       });
       g.stroke();
-      g.fillStyle = color;
-      g.font = '11px system-ui, sans-serif';
-      return top;
+      return max;
     };
-    const topRate = line('rate', '#00897b');
-    g.fillText('max ' + topRate.toLocaleString() + '/s', pad + 2, 14);
-    const topLat = line('p50', '#e65100');
-    const label = 'max ' + fmtMs(topLat);
-    g.fillText(label, w - pad - 2 - g.measureText(label).width, 14);
+    const label = (text, stroke, alignRight) => {
+      const tw = g.measureText(text).width;
+      const x = alignRight ? right - tw : left + 18;
+      g.fillStyle = stroke;
+      g.fillRect(x - 18, band / 2 - 1.5, 12, 3);
+      g.fillStyle = color('--muted');
+      g.fillText(text, x, band / 2);
+    };
+    const c1 = color('--chart-1'), c2 = color('--chart-2');
+    const maxRate = line('rate', c1);
+    const maxLat = line('p50', c2);
+    label('max ' + maxRate.toLocaleString() + '/s', c1, false);
+    label('max ' + fmtMs(maxLat), c2, true);
+    c.dataset.labelBottom = String(band);
+    c.dataset.plotTop = String(top);
+    c.dataset.scheme = darkScheme.matches ? 'dark' : 'light';
   }
+
+  // The chart's colours follow the page's: redraw when the scheme changes.
+  const darkScheme = matchMedia('(prefers-color-scheme: dark)');
+  darkScheme.addEventListener('change', () => { if (flood.on) chart(); });
 
   if (channel === 'flood' || channel.startsWith('flood/')) floodOn();
 
   // --- the connection ---
   function status(cls, text) {
     const s = $('status');
-    s.className = cls;
+    s.className = 'pill ' + cls;
     s.textContent = text;
   }
 
+  const query = new URLSearchParams(location.search);
+  query.set('envelope', 'json');
+  const url = location.pathname + '?' + query;
+
   let es = null;
   function connect() {
-    es = new EventSource(location.pathname + location.search);
+    es = new EventSource(url);
     es.onopen = () => status('live', 'live');
     es.onmessage = (ev) => {
       let m;
@@ -272,7 +315,7 @@
     es.onerror = () => {
       if (es.readyState === EventSource.CLOSED) {
         // Refused (a 503, say): EventSource gives up, so try again ourselves.
-        status('closed', 'disconnected, retrying in 5 s');
+        status('closed', 'retrying in 5 s');
         setTimeout(connect, 5000);
       } else {
         status('connecting', 'reconnecting…');
