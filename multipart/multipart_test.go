@@ -2,10 +2,12 @@ package multipart
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"mime/multipart"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,11 +28,34 @@ func TestAppendPartWritesExactBytes(t *testing.T) {
 			"--00MsgBus00\r\nFrom: alice\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx\r\n"},
 		{"location", Header{ContentLocation: "/msgbus/a/b", ContentType: "image/png"}, "png",
 			"--00MsgBus00\r\nContent-Location: /msgbus/a/b\r\nContent-Type: image/png\r\nContent-Length: 3\r\n\r\npng\r\n"},
-		{"all", Header{From: "bob", ContentLocation: "/msgbus/x", ContentType: "text/html; charset=utf-8"}, "<p>\r\n--00MsgBus00",
+		{"all", Header{From: "bob", ContentLocation: "/msgbus/x", ContentType: "text/html; charset=utf-8"}, "<p>\r\n--00MsgBus0",
 			"--00MsgBus00\r\nFrom: bob\r\nContent-Location: /msgbus/x\r\nContent-Type: text/html; charset=utf-8\r\n" +
-				"Content-Length: 17\r\n\r\n<p>\r\n--00MsgBus00\r\n"},
+				"Content-Length: 16\r\n\r\n<p>\r\n--00MsgBus0\r\n"},
 		{"empty type is still written", Header{}, "",
 			"--00MsgBus00\r\nContent-Type: \r\nContent-Length: 0\r\n\r\n\r\n"},
+
+		// A body that holds the delimiter anywhere goes in base64.
+		{"forged part after CRLF", Header{From: "bob", ContentType: "text/plain"}, "<p>\r\n--00MsgBus00\r\nFrom: admin",
+			"--00MsgBus00\r\nFrom: bob\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n" +
+				"Content-Length: 40\r\n\r\nPHA+DQotLTAwTXNnQnVzMDANCkZyb206IGFkbWlu\r\n"},
+		{"delimiter at the start", Header{ContentType: "t"}, "--00MsgBus00",
+			"--00MsgBus00\r\nContent-Type: t\r\nContent-Transfer-Encoding: base64\r\nContent-Length: 16\r\n\r\n" +
+				"LS0wME1zZ0J1czAw\r\n"},
+		{"delimiter inside a line", Header{ContentType: "t"}, "a--00MsgBus00--b",
+			"--00MsgBus00\r\nContent-Type: t\r\nContent-Transfer-Encoding: base64\r\nContent-Length: 24\r\n\r\n" +
+				"YS0tMDBNc2dCdXMwMC0tYg==\r\n"},
+		{"boundary without its dashes stays", Header{ContentType: "t"}, "-00MsgBus00 00MsgBus00",
+			"--00MsgBus00\r\nContent-Type: t\r\nContent-Length: 22\r\n\r\n-00MsgBus00 00MsgBus00\r\n"},
+
+		// No header value can break its line.
+		{"from percent-encoded", Header{From: "eve\r\nFrom: admin", ContentType: "t"}, "",
+			"--00MsgBus00\r\nFrom: eve%0D%0AFrom: admin\r\nContent-Type: t\r\nContent-Length: 0\r\n\r\n\r\n"},
+		{"from NEL, U+2028, % and edge spaces", Header{From: " a\x85b\u2028c 100% ", ContentType: "t"}, "",
+			"--00MsgBus00\r\nFrom: %20a%85b%E2%80%A8c 100%25%20\r\nContent-Type: t\r\nContent-Length: 0\r\n\r\n\r\n"},
+		{"invalid type escaped, not sent raw", Header{ContentType: "t\r\nFrom: admin\t%"}, "",
+			"--00MsgBus00\r\nContent-Type: t%0D%0AFrom: admin%09%\r\nContent-Length: 0\r\n\r\n\r\n"},
+		{"invalid location escaped", Header{ContentLocation: "/msgbus/a\nb%20", ContentType: "t"}, "",
+			"--00MsgBus00\r\nContent-Location: /msgbus/a%0Ab%20\r\nContent-Type: t\r\nContent-Length: 0\r\n\r\n\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,8 +67,20 @@ func TestAppendPartWritesExactBytes(t *testing.T) {
 			if got := string(AppendPart([]byte(prefix), Boundary, tt.h, []byte(tt.body))); got != prefix+tt.want {
 				t.Fatalf("AppendPart did not append to dst: %q", got)
 			}
-			if n := PartLen(Boundary, tt.h, len(tt.body)); n != len(tt.want) {
-				t.Fatalf("PartLen = %d, want %d", n, len(tt.want))
+			f := NewFrame(Boundary, tt.h, []byte(tt.body))
+			if n := f.Len(); n != len(tt.want) {
+				t.Fatalf("Frame.Len = %d, want %d", n, len(tt.want))
+			}
+			if got := string(f.Append(nil)); got != tt.want {
+				t.Fatalf("Frame.Append =\n%q\nwant\n%q", got, tt.want)
+			}
+			if wantB64 := strings.Contains(tt.want, "base64"); f.Base64() != wantB64 {
+				t.Fatalf("Frame.Base64 = %v, want %v", f.Base64(), wantB64)
+			}
+			if !f.Base64() {
+				if n := PartLen(Boundary, tt.h, len(tt.body)); n != len(tt.want) {
+					t.Fatalf("PartLen = %d, want %d", n, len(tt.want))
+				}
 			}
 		})
 	}
@@ -81,6 +118,18 @@ func TestPartLenIsTheLengthAppendPartWrites(t *testing.T) {
 		body := make([]byte, n)
 		if got, want := PartLen(boundary, h, n), len(AppendPart(nil, boundary, h, body)); got != want {
 			t.Fatalf("PartLen(%q, %+v, %d) = %d, AppendPart wrote %d", boundary, h, n, got, want)
+		}
+		// Bodies that may hold the delimiter: Frame.Len knows.
+		const alphabet = "-0MsgBus\r\nx"
+		for i := range body {
+			body[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		if rng.IntN(4) == 0 && n >= 2+len(boundary) {
+			copy(body[rng.IntN(n-1-len(boundary)):], "--"+boundary)
+		}
+		f := NewFrame(boundary, h, body)
+		if got, want := f.Len(), len(f.Append(nil)); got != want {
+			t.Fatalf("NewFrame(%q, %+v, %q).Len() = %d, Append wrote %d", boundary, h, body, got, want)
 		}
 	}
 }
@@ -121,7 +170,7 @@ func TestCheckBoundaryFollowsRFC2046(t *testing.T) {
 	}
 }
 
-func TestHeaderValidRejectsControlCharacters(t *testing.T) {
+func TestHeaderValidWantsPrintableASCIITypeAndLocation(t *testing.T) {
 	tests := []struct {
 		name string
 		h    Header
@@ -129,19 +178,54 @@ func TestHeaderValidRejectsControlCharacters(t *testing.T) {
 	}{
 		{"empty", Header{}, true},
 		{"plain", Header{From: "alice", ContentLocation: "/msgbus/a", ContentType: "text/plain; charset=utf-8"}, true},
-		{"tab", Header{ContentType: "text/plain;\tcharset=utf-8"}, true},
-		{"UTF-8", Header{From: "zoë"}, true},
+		{"every printable byte", Header{ContentType: printableASCII, ContentLocation: printableASCII}, true},
+		{"tab in type", Header{ContentType: "text/plain;\tcharset=utf-8"}, false},
 		{"CR in type", Header{ContentType: "text/plain\rX-Evil: 1"}, false},
 		{"LF in type", Header{ContentType: "text/plain\nX-Evil: 1"}, false},
-		{"CRLF in from", Header{From: "a\r\nX-Evil: 1"}, false},
+		{"UTF-8 in type", Header{ContentType: "text/plain; name=zoë"}, false},
+		{"NEL in type", Header{ContentType: "text/plain\x85From: admin"}, false},
+		{"DEL in type", Header{ContentType: "a\x7f"}, false},
+		{"ESC in type", Header{ContentType: "\x1b[31m"}, false},
 		{"LF in location", Header{ContentLocation: "/msgbus/a\n"}, false},
-		{"NUL", Header{From: "a\x00"}, false},
-		{"DEL", Header{ContentType: "a\x7f"}, false},
-		{"ESC", Header{ContentType: "\x1b[31m"}, false},
+		{"UTF-8 in location", Header{ContentLocation: "/msgbus/zoë"}, false},
+		// From may hold anything: AppendPart percent-encodes it.
+		{"CRLF in from", Header{From: "a\r\nX-Evil: 1"}, true},
+		{"UTF-8 in from", Header{From: "zoë\u2028"}, true},
+		{"NUL in from", Header{From: "a\x00"}, true},
 	}
 	for _, tt := range tests {
 		if got := tt.h.Valid(); got != tt.want {
 			t.Errorf("%s: %+v.Valid() = %v, want %v", tt.name, tt.h, got, tt.want)
+		}
+	}
+}
+
+// printableASCII holds every byte from 0x20 to 0x7E.
+var printableASCII = func() string {
+	var b []byte
+	for c := byte(0x20); c <= 0x7e; c++ {
+		b = append(b, c)
+	}
+	return string(b)
+}()
+
+func TestValidContentTypeIsPrintableASCIIOnly(t *testing.T) {
+	for c := range 256 {
+		typ := "text/x" + string(rune(0)) + "y"
+		typ = typ[:6] + string([]byte{byte(c)}) + typ[7:]
+		want := c >= 0x20 && c <= 0x7e
+		if got := ValidContentType(typ); got != want {
+			t.Errorf("ValidContentType(%q) = %v, want %v", typ, got, want)
+		}
+	}
+	for _, typ := range []string{"", "application/octet-stream", "text/plain; charset=utf-8", "multipart/form-data; boundary=\"a b\""} {
+		if !ValidContentType(typ) {
+			t.Errorf("ValidContentType(%q) = false, want true", typ)
+		}
+	}
+	for _, typ := range []string{"text/plain\u2028", "text/plain\xc2\x85", "\t", "text/plain\r\n"} {
+		if ValidContentType(typ) {
+			t.Errorf("ValidContentType(%q) = true, want false", typ)
 		}
 	}
 }
@@ -244,27 +328,26 @@ func TestSetBoundaryValidatesAndIsUsed(t *testing.T) {
 }
 
 // FuzzRoundTrip writes parts with Writer and reads them back with the
-// standard library's mime/multipart reader.
-//
-// Skipped inputs: mime/multipart ignores Content-Length and ends a body at
-// the first "\r\n--00MsgBus00", so a body holding that cannot be read back
-// by it (msgbus's own clients use Content-Length). Likewise a body that
-// starts with "--00MsgBus00": the CRLF that ends the headers then reads as
-// the delimiter's, and MIME without Content-Length sees an empty body.
-// textproto trims spaces and tabs around header values, so those are
-// compared trimmed.
+// standard library's mime/multipart reader, which ignores Content-Length and
+// ends a body at the first "\r\n--00MsgBus00": a boundary scanner. Whatever
+// the body holds, it must see exactly the parts written, and the body back
+// once it undoes the base64 that a body holding the delimiter is sent in.
+// textproto trims spaces and tabs around header values, so the type is
+// compared trimmed; From is percent-encoded, edge spaces included, and comes
+// back exact.
 func FuzzRoundTrip(f *testing.F) {
 	f.Add("text/plain", "", []byte("hello"), uint8(1))
 	f.Add("text/plain; charset=utf-8", "alice", []byte(""), uint8(3))
 	f.Add("application/octet-stream", "bob", []byte("\r\n--00MsgBus0\r\n--\r\n"), uint8(2))
 	f.Add("image/png", "zoë", []byte("\x89PNG\r\n\x1a\n\x00"), uint8(0))
 	f.Add(" padded ", "\ttab", []byte("x--00MsgBus00--\r\n"), uint8(4))
-	f.Add("text/plain", "", []byte("--00MsgBus00--\r\n"), uint8(0))    // skipped
-	f.Add("text/plain", "", []byte("x\r\n--00MsgBus00\r\n"), uint8(1)) // skipped
+	f.Add("text/plain", "", []byte("--00MsgBus00--\r\n"), uint8(0))
+	f.Add("text/plain", "", []byte("x\r\n--00MsgBus00\r\n"), uint8(1))
+	f.Add("text/plain", "eve\r\nFrom: admin", []byte("\r\n--00MsgBus00\r\nFrom: admin\r\n\r\nforged"), uint8(1))
+	f.Add("text/plain", " 100% \u2028\x85", []byte("--00MsgBus00"), uint8(2))
 	f.Fuzz(func(t *testing.T, contentType, from string, body []byte, n uint8) {
 		h := Header{From: from, ContentType: contentType}
-		if !h.Valid() || strings.Trim(contentType, " \t") == "" ||
-			bytes.Contains(body, []byte("\r\n--"+Boundary)) || bytes.HasPrefix(body, []byte("--"+Boundary)) {
+		if !h.Valid() || strings.Trim(contentType, " \t") == "" {
 			t.Skip()
 		}
 		parts := int(n%4) + 1
@@ -282,6 +365,7 @@ func FuzzRoundTrip(f *testing.F) {
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
+		encoded := bytes.Contains(body, []byte("--"+Boundary))
 		r := multipart.NewReader(&buf, Boundary)
 		for i := range parts {
 			p, err := r.NextRawPart()
@@ -292,17 +376,30 @@ func FuzzRoundTrip(f *testing.F) {
 			if err != nil {
 				t.Fatalf("part %d body: %v", i, err)
 			}
+			sentLen := len(got)
+			if cte := p.Header.Get("Content-Transfer-Encoding"); cte == "base64" {
+				if got, err = base64.StdEncoding.DecodeString(string(got)); err != nil {
+					t.Fatalf("part %d: bad base64: %v", i, err)
+				}
+			} else if cte != "" {
+				t.Fatalf("part %d: Content-Transfer-Encoding %q", i, cte)
+			} else if encoded {
+				t.Fatalf("part %d: a body holding the delimiter was sent as is", i)
+			}
 			if !bytes.Equal(got, body) {
 				t.Fatalf("part %d body %q, want %q", i, got, body)
 			}
+			gotFrom, err := url.PathUnescape(p.Header.Get("From"))
+			if err != nil || gotFrom != from {
+				t.Fatalf("part %d From %q (%q decoded, %v), want %q", i, p.Header.Get("From"), gotFrom, err, from)
+			}
 			checks := []struct{ key, want string }{
 				{"Content-Type", strings.Trim(contentType, " \t")},
-				{"From", strings.Trim(from, " \t")},
-				{"Content-Length", strconv.Itoa(len(body))},
+				{"Content-Length", strconv.Itoa(sentLen)},
 				{"Content-Location", ""},
 			}
 			if i%2 == 1 {
-				checks[3].want = "/msgbus/a/b"
+				checks[2].want = "/msgbus/a/b"
 			}
 			for _, c := range checks {
 				if got := p.Header.Get(c.key); got != c.want {

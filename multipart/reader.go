@@ -3,6 +3,7 @@ package multipart
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -45,10 +46,15 @@ type Part struct {
 	Header Header
 	// ContentLength is the part's announced body length, or -1 when the
 	// part had no Content-Length header (the original C msgbus left it out
-	// on HTTP/1.1) and its body was found by scanning for the boundary.
+	// on HTTP/1.1) and its body was found by scanning for the boundary. For
+	// a part sent in base64 it counts the base64 bytes, not len(Body).
 	ContentLength int
-	// Body is the part's body. It is the Reader's buffer: valid only until
-	// the next call to NextPart.
+	// TransferEncoding is the part's Content-Transfer-Encoding, lower-cased,
+	// or "" when it had none. A server sends a body that holds the
+	// delimiter as "base64"; Body is then already decoded.
+	TransferEncoding string
+	// Body is the part's body, as published. It is the Reader's buffer:
+	// valid only until the next call to NextPart.
 	Body []byte
 }
 
@@ -72,11 +78,20 @@ type Part struct {
 //
 // Header values are trimmed of surrounding spaces and tabs; header names are
 // matched case-insensitively; headers other than From, Content-Location,
-// Content-Type and Content-Length are ignored. Lines before the first
-// delimiter (a preamble) and blank lines between parts are skipped.
+// Content-Type, Content-Transfer-Encoding and Content-Length are ignored.
+// Lines before the first delimiter (a preamble) and blank lines between
+// parts are skipped.
+//
+// A part in Content-Transfer-Encoding base64 (how this server sends a body
+// that holds the delimiter) is decoded, so Body is what was published; a
+// part in an encoding other than base64, 7bit, 8bit or binary fails with a
+// FormatError. From is percent-decoded, as AppendPart encodes it; a "%" not
+// followed by two hex digits (the original server sent names raw) stays
+// as it is.
 type Reader struct {
-	// MaxPartBytes caps a part's body; a larger one fails NextPart with
-	// ErrPartTooLarge. Zero means DefaultMaxPartBytes (64 MiB).
+	// MaxPartBytes caps a part's body as sent (for a base64 part, its
+	// base64); a larger one fails NextPart with ErrPartTooLarge. Zero means
+	// DefaultMaxPartBytes (64 MiB).
 	MaxPartBytes int
 
 	br      *bufio.Reader
@@ -85,11 +100,14 @@ type Reader struct {
 	inPart  bool   // a delimiter was consumed: a part's headers come next
 	done    bool   // the closing delimiter was read
 	line    []byte // a header line that did not fit br's buffer
+	buf     []byte // the body as sent
+	dec     []byte // the decoding of a base64 body
 	part    Part
 
 	// The last values seen, so a stream whose parts repeat a header value
-	// (the usual case) costs no allocation per part.
-	from, loc, typ string
+	// (the usual case) costs no allocation per part. fromRaw is From as
+	// sent, from its decoding.
+	from, fromRaw, loc, typ, cte string
 }
 
 // NewReader returns a Reader of the stream r with boundary. The boundary is
@@ -131,7 +149,32 @@ func (r *Reader) NextPart() (*Part, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.part.Body = r.buf
+	if err := r.decodeBody(); err != nil {
+		return nil, err
+	}
 	return &r.part, nil
+}
+
+// decodeBody undoes the part's Content-Transfer-Encoding.
+func (r *Reader) decodeBody() error {
+	switch r.part.TransferEncoding {
+	case "", "7bit", "8bit", "binary":
+		return nil
+	case "base64":
+	default:
+		return formatError("unsupported Content-Transfer-Encoding", []byte(r.part.TransferEncoding))
+	}
+	enc := base64.StdEncoding
+	if n := enc.DecodedLen(len(r.buf)); cap(r.dec) < n {
+		r.dec = make([]byte, n)
+	}
+	n, err := enc.Decode(r.dec[:cap(r.dec)], r.buf)
+	if err != nil {
+		return formatError("bad base64 body", r.buf)
+	}
+	r.part.Body = r.dec[:n]
+	return nil
 }
 
 func (r *Reader) maxPart() int {
@@ -204,7 +247,9 @@ func (r *Reader) delimiter(line []byte) int {
 func (r *Reader) readHeader() (crlf bool, err error) {
 	r.part.Header = Header{}
 	r.part.ContentLength = -1
-	r.part.Body = r.part.Body[:0]
+	r.part.TransferEncoding = ""
+	r.part.Body = nil
+	r.buf = r.buf[:0]
 	for first := true; ; first = false {
 		line, err := r.readLine()
 		if err != nil {
@@ -234,8 +279,14 @@ func (r *Reader) readHeader() (crlf bool, err error) {
 			r.typ = intern(r.typ, value)
 			r.part.Header.ContentType = r.typ
 		case equalFold(name, "From"):
-			r.from = intern(r.from, value)
+			if string(value) != r.fromRaw {
+				r.fromRaw = string(value)
+				r.from = unescapeName(value)
+			}
 			r.part.Header.From = r.from
+		case equalFold(name, "Content-Transfer-Encoding"):
+			r.cte = internLower(r.cte, value)
+			r.part.TransferEncoding = r.cte
 		case equalFold(name, "Content-Location"):
 			r.loc = intern(r.loc, value)
 			r.part.Header.ContentLocation = r.loc
@@ -254,11 +305,11 @@ func (r *Reader) readBodyFast(n int) error {
 	if n > r.maxPart() {
 		return ErrPartTooLarge
 	}
-	if cap(r.part.Body) < n {
-		r.part.Body = make([]byte, n)
+	if cap(r.buf) < n {
+		r.buf = make([]byte, n)
 	}
-	r.part.Body = r.part.Body[:n]
-	if _, err := io.ReadFull(r.br, r.part.Body); err != nil {
+	r.buf = r.buf[:n]
+	if _, err := io.ReadFull(r.br, r.buf); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
@@ -273,7 +324,7 @@ func (r *Reader) readBodyFast(n int) error {
 // scanBody reads a body without Content-Length: everything up to the next
 // delimiter, which it consumes.
 func (r *Reader) scanBody(crlf bool) error {
-	body := r.part.Body[:0]
+	body := r.buf[:0]
 	limit := r.maxPart()
 	for {
 		chunk, err := r.br.ReadSlice('\n')
@@ -281,7 +332,7 @@ func (r *Reader) scanBody(crlf bool) error {
 			return ErrPartTooLarge
 		}
 		body = append(body, chunk...)
-		r.part.Body = body
+		r.buf = body
 		if err == bufio.ErrBufferFull {
 			continue
 		}
@@ -299,7 +350,7 @@ func (r *Reader) scanBody(crlf bool) error {
 			if len(body) > limit {
 				return ErrPartTooLarge
 			}
-			r.part.Body = body
+			r.buf = body
 			r.inPart = !end
 			r.done = end
 			return nil
@@ -378,6 +429,49 @@ func intern(last string, b []byte) string {
 		return last
 	}
 	return string(b)
+}
+
+// internLower returns last, which is lower-case, when it equals b but for
+// ASCII case, else b lower-cased as a new string.
+func internLower(last string, b []byte) string {
+	if equalFold(b, last) {
+		return last
+	}
+	return string(bytes.ToLower(b))
+}
+
+// unescapeName decodes a From value as AppendPart encodes it: "%XX" with
+// two hex digits is the byte XX; any other "%" is kept.
+func unescapeName(b []byte) string {
+	if bytes.IndexByte(b, '%') < 0 {
+		return string(b)
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] == '%' && i+2 < len(b) {
+			hi, ok1 := unhex(b[i+1])
+			lo, ok2 := unhex(b[i+2])
+			if ok1 && ok2 {
+				out = append(out, hi<<4|lo)
+				i += 2
+				continue
+			}
+		}
+		out = append(out, b[i])
+	}
+	return string(out)
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // parseLength parses a decimal Content-Length, refusing signs, spaces and

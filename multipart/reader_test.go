@@ -3,6 +3,7 @@ package multipart
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"io"
 	"mime"
@@ -75,9 +76,18 @@ var readerTestParts = []readerPart{
 }
 
 func init() {
-	for i := range readerTestParts {
-		readerTestParts[i].n = len(readerTestParts[i].body)
+	for i, p := range readerTestParts {
+		readerTestParts[i].n = sentLen(p.body)
 	}
+}
+
+// sentLen is the Content-Length of a part with body: the length of its
+// base64 when it holds the delimiter.
+func sentLen(body string) int {
+	if strings.Contains(body, "--"+Boundary) {
+		return base64.StdEncoding.EncodedLen(len(body))
+	}
+	return len(body)
 }
 
 func TestReaderReadsWhatTheWriterWrites(t *testing.T) {
@@ -319,7 +329,7 @@ func FuzzReader(f *testing.F) {
 			if len(p.Body) > r.MaxPartBytes {
 				t.Fatalf("body of %d bytes over MaxPartBytes", len(p.Body))
 			}
-			if p.ContentLength >= 0 && p.ContentLength != len(p.Body) {
+			if p.ContentLength >= 0 && p.TransferEncoding == "" && p.ContentLength != len(p.Body) {
 				t.Fatalf("ContentLength %d, body %d bytes", p.ContentLength, len(p.Body))
 			}
 		}
@@ -334,6 +344,7 @@ func FuzzReaderRoundTrip(f *testing.F) {
 	f.Add("", "", "", []byte(""), 1)
 	f.Add("", "/msgbus/x", "application/octet-stream", []byte("\r\n--00MsgBus00\r\n"), 2)
 	f.Add(" bob ", "", "a/b", []byte("--00MsgBus00--"), 1)
+	f.Add("eve\r\nFrom: admin\u2028%", "/msgbus/a%20b", "t", []byte("x--00MsgBus00"), 2)
 	f.Fuzz(func(t *testing.T, from, loc, typ string, body []byte, n int) {
 		h := Header{From: from, ContentLocation: loc, ContentType: typ}
 		if !h.Valid() {
@@ -341,10 +352,10 @@ func FuzzReaderRoundTrip(f *testing.F) {
 		}
 		n = 1 + (n&0xff)%4
 		want := readerPart{Header{
-			From:            strings.Trim(from, " \t"),
+			From:            from, // percent-encoded, edge spaces too
 			ContentLocation: strings.Trim(loc, " \t"),
 			ContentType:     strings.Trim(typ, " \t"),
-		}, len(body), string(body)}
+		}, sentLen(string(body)), string(body)}
 
 		var buf bytes.Buffer
 		w := NewWriter(&buf)
@@ -361,10 +372,12 @@ func FuzzReaderRoundTrip(f *testing.F) {
 		checkParts(t, got, repeatPart(want, n))
 
 		// The C framing without Content-Length cannot carry a body holding
-		// the delimiter, and its header values may not hold a newline.
-		if bytes.Contains(body, []byte("--"+Boundary)) {
+		// the delimiter, and it sent user names raw: only printable ones
+		// without "%" read back, trimmed.
+		if bytes.Contains(body, []byte("--"+Boundary)) || !printable(from) || strings.Contains(from, "%") {
 			return
 		}
+		want.h.From = strings.Trim(from, " \t")
 		stream := "--" + Boundary + "\n"
 		for range n {
 			stream += cPart(h, string(body), false)

@@ -33,17 +33,21 @@ var (
 
 type chunkedFormat struct{}
 
-// Encode builds "<hex size>\r\n<part>\r\n" in one allocation.
+// Encode builds "<hex size>\r\n<part>\r\n" in one allocation and one scan
+// of the body. The part is safe whatever the message holds: multipart
+// percent-encodes the sender's name and sends a body that holds the
+// delimiter in base64 (PROTOCOL.md §2).
 func (chunkedFormat) Encode(m *hub.Message, located bool) []byte {
 	h := multipart.Header{From: m.Sender, ContentType: m.Type}
 	if located {
 		h.ContentLocation = busPath(m.Channel)
 	}
-	n := multipart.PartLen(multipart.Boundary, h, len(m.Body))
+	f := multipart.NewFrame(multipart.Boundary, h, m.Body)
+	n := f.Len()
 	b := make([]byte, 0, 16+2+n+2)
 	b = strconv.AppendUint(b, uint64(n), 16)
 	b = append(b, "\r\n"...)
-	b = multipart.AppendPart(b, multipart.Boundary, h, m.Body)
+	b = f.Append(b)
 	return append(b, "\r\n"...)
 }
 
