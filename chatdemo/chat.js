@@ -55,6 +55,8 @@
     if (location.hash !== '#' + name) history.replaceState(null, '', '#' + name);
     $('title').textContent = '#' + name;
     drawRooms();
+    // On a phone the rooms are a bar that scrolls: keep this one in view.
+    document.querySelector('#rooms a[aria-current="true"]')?.scrollIntoView({ block: 'nearest', inline: 'nearest' });
     const ol = $('messages');
     ol.replaceChildren(...rooms.get(name).messages.map(item));
     ol.scrollTop = ol.scrollHeight;
