@@ -132,7 +132,7 @@ func TestCurlSubscribesAndPublishes(t *testing.T) {
 				if !strings.HasPrefix(head, "HTTP/1.1 204 ") || !strings.Contains(head, "\r\nMsgbus-Subscribers: 1\r\n") {
 					t.Fatalf("publish of %d bytes answered:\n%s\nwant 204 with Msgbus-Subscribers: 1", len(body), head)
 				}
-				want.WriteString(part(tc.wantHead, body))
+				want.WriteString(wirePart(tc.wantHead, body))
 			}
 			want.WriteString("--00MsgBus00--\r\n")
 

@@ -121,9 +121,9 @@ func TestTLSStreamsPartsByteExact(t *testing.T) {
 		if resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("HTTPS publish: status %d, want 204", resp.StatusCode)
 		}
-		located := part("Content-Location: /msgbus/"+m.channel+"\r\nContent-Type: "+m.typ+"\r\n", m.body)
+		located := wirePart("Content-Location: /msgbus/"+m.channel+"\r\nContent-Type: "+m.typ+"\r\n", m.body)
 		if m.channel == "secure" {
-			subWant.WriteString(chunkOf(part("Content-Type: "+m.typ+"\r\n", m.body)))
+			subWant.WriteString(chunkOf(wirePart("Content-Type: "+m.typ+"\r\n", m.body)))
 		} else {
 			subWant.WriteString(chunkOf(located))
 		}

@@ -500,8 +500,8 @@ func TestWebSocketPublishReachesMultipartSubscriberByteExact(t *testing.T) {
 			}
 			for _, tc := range cases {
 				pub.send(tc.typ, tc.body)
-				sub.expect(wire(part("Content-Type: "+tc.ctype+"\r\n", tc.body)))
-				root.expect(chunkOf(part("Content-Location: /msgbus/x\r\nContent-Type: "+tc.ctype+"\r\n", tc.body)))
+				sub.expect(wire(wirePart("Content-Type: "+tc.ctype+"\r\n", tc.body)))
+				root.expect(chunkOf(wirePart("Content-Location: /msgbus/x\r\nContent-Type: "+tc.ctype+"\r\n", tc.body)))
 			}
 		})
 	}
