@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"net"
 	"strconv"
@@ -131,7 +132,7 @@ func (s *Server) startStream(c net.Conn, channel string, opts hub.SubscribeOptio
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		refuse(c, opts.Format, "shutting down")
+		refuse(c, opts.Head, "shutting down")
 		return
 	}
 	s.streams[st] = struct{}{}
@@ -144,7 +145,7 @@ func (s *Server) startStream(c net.Conn, channel string, opts hub.SubscribeOptio
 		if err == hub.ErrTooManySubscribers {
 			reason = errTooMany
 		}
-		refuse(c, opts.Format, reason)
+		refuse(c, opts.Head, reason)
 		s.forget(st)
 		return
 	}
@@ -310,10 +311,11 @@ func (s *Server) forget(st *stream) {
 	s.wg.Done()
 }
 
-// refuse answers on a hijacked connection that could not become a stream.
-func refuse(c net.Conn, f hub.Format, reason string) {
+// refuse answers on a hijacked connection that could not become a stream,
+// in the HTTP version of the stream's head.
+func refuse(c net.Conn, head []byte, reason string) {
 	proto := "HTTP/1.1"
-	if f == plain || f == ssePlain {
+	if bytes.HasPrefix(head, []byte("HTTP/1.0")) {
 		proto = "HTTP/1.0"
 	}
 	c.Write(unavailable(proto, reason))
