@@ -16,7 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// The WebSocket patterns (PROTOCOL.md §4). Each is one WebSocket to the
+// The WebSocket patterns (server/PROTOCOL.md §4). Each is one WebSocket to the
 // server, opened by a method of Client:
 //
 //	Bus   /bus/<topic>   a Peer sends to and receives from the other peers

@@ -13,7 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// Memory is bounded as a whole (PROTOCOL.md §5): each case attacks the real
+// Memory is bounded as a whole (server/PROTOCOL.md §5): each case attacks the real
 // binary the way an attacker did and reads the process's resident set from
 // /proc. The bounds are several times what the server should hold and far
 // below what it held before these limits (in parentheses).

@@ -1,7 +1,7 @@
 package multipart
 
 // Tests that no body and no header value can forge a part or a header
-// (PROTOCOL.md §2): a body holding the delimiter goes in base64, header
+// (server/PROTOCOL.md §2): a body holding the delimiter goes in base64, header
 // values are percent-encoded, and the Reader undoes both.
 
 import (

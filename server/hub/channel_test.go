@@ -75,7 +75,7 @@ func TestPrefixesWalksRootThenEachAncestorTopDown(t *testing.T) {
 }
 
 // FuzzCheckChannel checks that CheckChannel never panics and that every name
-// it accepts keeps the promise of PROTOCOL.md §1.
+// it accepts keeps the promise of server/PROTOCOL.md §1.
 func FuzzCheckChannel(f *testing.F) {
 	for _, s := range []string{
 		"", "a", "a/b/c", ".", "..", "a/../b", "a//b", "/a", "a/", "\x7f", "\u0085",

@@ -1,5 +1,5 @@
 // Package viewer holds the page msgbus serves for a browser navigation to
-// /msgbus/<channel> (PROTOCOL.md §3): it subscribes to the same URL over
+// /msgbus/<channel> (server/PROTOCOL.md §3): it subscribes to the same URL over
 // Server-Sent Events, with the JSON envelope (?envelope=json), and shows the
 // newest message in place, a log, and a live load dashboard for test-pub's
 // stamped messages. It links the pages' shared stylesheet (/_msgbus/ui.css,
