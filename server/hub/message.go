@@ -1,6 +1,10 @@
 package hub
 
-import "time"
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
 
 // A Message is one publish: its body and metadata, and the wire frames built
 // from it. The hub never changes a message after Publish returns, so every
@@ -13,19 +17,41 @@ type Message struct {
 	Body    []byte    // owned by the message once published; never modified
 	Time    time.Time // when it was accepted; set by Publish, PublishExact and Push
 
-	frames    []frame // built lazily during Publish, one per (format, located)
-	typeFold  string  // Type in lower case, for type filters; set on first use
-	typeFolds bool    // typeFold is set
+	frames []frame // built lazily during Publish, one per (format, located)
+
+	viewMu   sync.Mutex // serializes the first filterView
+	viewDone atomic.Bool
+	view     filterView // set on first use by a filter
 }
 
-// foldedType returns Type lowercased (ASCII), computing it once per message
-// rather than once per filtered subscriber. Like Frame, it is for the
-// publishing goroutine.
-func (m *Message) foldedType() string {
-	if !m.typeFolds {
-		m.typeFold, m.typeFolds = lowerASCII(m.Type), true
+// A filterView is what every filter reads of a message, computed once per
+// message rather than once per filtered subscriber.
+type filterView struct {
+	key        uint64 // unique in the process, never 0: keys the filters' memos
+	typ        string // Type lowercased (ASCII)
+	media, end int    // typ[media:end] is the media type: parameters dropped, spaces trimmed
+}
+
+// filterKeys numbers messages for the filters' memos. Message.ID is not
+// enough: it is unique only within one Hub, and filters are shared by all.
+var filterKeys atomic.Uint64
+
+// filterView returns m's filterView, computing it on first use. Unlike
+// Frame, it may be called from any goroutine (a history replay, say), and
+// it allocates only when Type has an upper-case letter. Type must not
+// change after the first call.
+func (m *Message) filterView() *filterView {
+	if !m.viewDone.Load() {
+		m.viewMu.Lock()
+		if !m.viewDone.Load() {
+			typ := lowerASCII(m.Type)
+			start, end := mediaSpan(typ)
+			m.view = filterView{key: filterKeys.Add(1), typ: typ, media: start, end: end}
+			m.viewDone.Store(true)
+		}
+		m.viewMu.Unlock()
 	}
-	return m.typeFold
+	return &m.view
 }
 
 type frame struct {
