@@ -226,6 +226,10 @@ func answerPublished(ctx *fasthttp.RequestCtx, m *hub.Message, reached int) {
 // subscription is made before the response head is written, so a message
 // published once the client has seen the head is never missed.
 func (s *Server) subscribe(ctx *fasthttp.RequestCtx, channel string) {
+	filter, ok := parseFilter(ctx)
+	if !ok {
+		return
+	}
 	want := negotiate(string(ctx.Request.Header.Peek(fasthttp.HeaderAccept)))
 	if want == wantViewer {
 		serveViewer(ctx)
@@ -235,8 +239,6 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, channel string) {
 		fail(ctx, fasthttp.StatusServiceUnavailable, errTooMany)
 		return
 	}
-	args := ctx.QueryArgs()
-	filter := hub.NewFilter(string(args.Peek("type")), string(args.Peek("sender")))
 	format, head := chunked, chunkedHead
 	if !ctx.Request.Header.IsHTTP11() {
 		format, head = plain, plainHead
@@ -251,6 +253,18 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, channel string) {
 	ctx.Hijack(func(c net.Conn) {
 		s.startStream(c, channel, hub.SubscribeOptions{Format: format, Filter: filter, Head: head, Name: busPrefix + channel})
 	})
+}
+
+// parseFilter compiles the request's ?type= and ?sender= lists, answering
+// 400 itself and reporting false when one is over the limits.
+func parseFilter(ctx *fasthttp.RequestCtx) (*hub.Filter, bool) {
+	args := ctx.QueryArgs()
+	f, err := hub.ParseFilter(string(args.Peek("type")), string(args.Peek("sender")))
+	if err != nil {
+		fail(ctx, fasthttp.StatusBadRequest, err.Error())
+		return nil, false
+	}
+	return f, true
 }
 
 const errTooMany = "too many subscribers: the server is at its --max-subscribers limit, try again later"

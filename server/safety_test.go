@@ -271,3 +271,27 @@ func TestLogsNameSubscriptionsByTheirPath(t *testing.T) {
 }
 
 var _ net.Conn = (*countedConn)(nil)
+
+func TestFilterListsOverTheLimitsAre400(t *testing.T) {
+	ts := startServer(t, Config{})
+	many := strings.TrimSuffix(strings.Repeat("*?x,", 33), ",")
+	long := strings.Repeat("a", 129)
+	for _, q := range []string{"type=" + many, "sender=" + many, "type=" + long, "sender=" + long} {
+		for _, path := range []string{"/msgbus/x?", "/msgbus/?"} {
+			r := ts.wsRequest(t, http.MethodGet, path+q, nil, "", "")
+			if r.status != http.StatusBadRequest || !strings.Contains(r.body, "?") {
+				t.Errorf("GET %s%.20s…: %d %q, want 400 naming the limit", path, q, r.status, r.body)
+			}
+		}
+		for _, path := range []string{"/sub/x?", "/bus/x?"} {
+			_, resp, err := ts.wsTryDial(t, path+q, nil)
+			if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("WebSocket %s%.20s…: %v (%s), want 400", path, q, err, wsStatus(resp))
+			}
+		}
+	}
+	// At the limits, a subscription is made.
+	atLimit := strings.TrimSuffix(strings.Repeat(strings.Repeat("?", 127)+"*,", 32), ",")
+	c := ts.dial(t, "GET /msgbus/x?type="+atLimit+" HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.expect(string(chunkedHead))
+}

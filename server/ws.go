@@ -132,7 +132,10 @@ func (s *Server) upgradePattern(ctx *fasthttp.RequestCtx, p pattern, topic, user
 	if p == patternBus || p == patternSub || p == patternPull {
 		var filter *hub.Filter
 		if p != patternPull { // each push goes to exactly one puller, filters or not
-			filter = hub.NewFilter(string(args.Peek("type")), string(args.Peek("sender")))
+			var ok bool
+			if filter, ok = parseFilter(ctx); !ok {
+				return
+			}
 		}
 		if !s.subscribeWS(ctx, wc, filter) {
 			return
