@@ -105,7 +105,12 @@ func escapedLen(v string, mode int) int {
 // appendEscaped appends v escaped under mode.
 func appendEscaped(dst []byte, v string, mode int) []byte {
 	const hex = "0123456789ABCDEF"
-	for i := 0; i < len(v); i++ {
+	i := 0
+	for i < len(v) && !mustEscape(v, i, mode) {
+		i++
+	}
+	dst = append(dst, v[:i]...) // the common case: nothing to escape
+	for ; i < len(v); i++ {
 		if mustEscape(v, i, mode) {
 			dst = append(dst, '%', hex[v[i]>>4], hex[v[i]&0xf])
 		} else {

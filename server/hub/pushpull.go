@@ -57,7 +57,7 @@ type rotation struct {
 // with UnsubscribePull.
 func (h *Hub) SubscribePull(topic string, opts SubscribeOptions) (*Subscription, error) {
 	s := h.newSubscription(topic, opts)
-	s.puller = true
+	s.pull = &pullerState{}
 	h.closeMu.RLock()
 	defer h.closeMu.RUnlock()
 	if err := h.admitLocked(); err != nil {
@@ -71,13 +71,13 @@ func (h *Hub) SubscribePull(topic string, opts SubscribeOptions) (*Subscription,
 		h.pulls[topic] = r
 	}
 	r.pullers = append(r.pullers, s)
-	s.rot = r
+	s.pull.rot = r
 	// The backlog goes to the first puller to arrive, queue limit or not:
 	// it was accepted, so it must not be lost, and it stays counted.
 	for _, f := range r.backlog {
 		s.queue = append(s.queue, f)
 		s.queued += len(f)
-		s.held = s.held.plus(heldOf(f))
+		s.pull.held = s.pull.held.plus(heldOf(f))
 	}
 	clear(r.backlog)
 	r.backlog = r.backlog[:0]
@@ -188,8 +188,8 @@ func (h *Hub) UnsubscribePull(s *Subscription, unsent [][]byte) {
 	h.pullMu.Lock()
 	defer h.pullMu.Unlock()
 	r := h.pulls[s.channel]
-	if r == nil || r != s.rot {
-		h.release(s.rot, was)
+	if r == nil || r != s.pull.rot {
+		h.release(s.pull.rot, was)
 		return
 	}
 	i := 0

@@ -39,16 +39,20 @@ type Subscription struct {
 	queued  int // bytes in queue
 	max     int
 	err     error
-	waiting bool   // the taker found the queue empty and wants a wake
-	wake    func() // starts a taker; never called with mu held
-	puller  bool   // a full queue refuses a frame instead of ending (push/pull)
-	dropped func() // see SubscribeOptions.Dropped
-	name    string // how logs call it: its URL path
+	waiting bool         // the taker found the queue empty and wants a wake
+	wake    func()       // starts a taker; never called with mu held
+	dropped func()       // see SubscribeOptions.Dropped
+	name    string       // how logs call it: its URL path
+	pull    *pullerState // nil but for a puller (push/pull)
+}
 
-	// A puller's share of its rotation's pending bytes (pushpull.go):
-	// held is the cost of the pushes in queue, taken that of the batch
-	// its writer took last. The writer comes back to Take only once that
-	// batch is written, and Take then gives its cost back.
+// A puller's state. A full puller's queue refuses a frame instead of
+// ending, and the puller holds its share of its rotation's pending bytes
+// (pushpull.go): held is the cost of the pushes in its queue, taken that
+// of the batch its writer took last. The writer comes back to Take only
+// once that batch is written, and Take then gives its cost back. Guarded
+// by the subscription's mu, but rot, set once.
+type pullerState struct {
 	rot   *rotation
 	held  held
 	taken held
@@ -74,17 +78,18 @@ func (s *Subscription) Name() string {
 // When there is nothing to take, dst stays the caller's.
 func (s *Subscription) Take(dst [][]byte) ([][]byte, error) {
 	s.mu.Lock()
-	written := s.taken
-	s.taken = s.held
-	s.held = held{}
+	var written held
+	if p := s.pull; p != nil {
+		written, p.taken, p.held = p.taken, p.held, held{}
+	}
 	if len(s.queue) == 0 {
 		err := s.err
 		if err == nil {
 			s.waiting = true
 		}
 		s.mu.Unlock()
-		if s.puller {
-			s.hub.release(s.rot, written)
+		if s.pull != nil {
+			s.hub.release(s.pull.rot, written)
 			if err == nil {
 				s.hub.refill(s) // this puller has room now
 			}
@@ -95,7 +100,9 @@ func (s *Subscription) Take(dst [][]byte) ([][]byte, error) {
 	s.queue = dst[:0]
 	s.queued = 0
 	s.mu.Unlock()
-	s.hub.release(s.rot, written)
+	if s.pull != nil {
+		s.hub.release(s.pull.rot, written)
+	}
 	return out, nil
 }
 
@@ -104,8 +111,9 @@ func (s *Subscription) Take(dst [][]byte) ([][]byte, error) {
 func (s *Subscription) releaseHeld() held {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := s.held.plus(s.taken)
-	s.held, s.taken = held{}, held{}
+	p := s.pull
+	n := p.held.plus(p.taken)
+	p.held, p.taken = held{}, held{}
 	return n
 }
 
@@ -126,7 +134,7 @@ func (s *Subscription) enqueue(b []byte, push bool) bool {
 		return false
 	}
 	if s.queued+len(b) > s.max && s.queued > 0 {
-		if s.puller {
+		if s.pull != nil {
 			s.mu.Unlock()
 			return false // the rotation offers it to the next puller
 		}
@@ -143,7 +151,7 @@ func (s *Subscription) enqueue(b []byte, push bool) bool {
 	s.queue = append(s.queue, b)
 	s.queued += len(b)
 	if push {
-		s.held = s.held.plus(heldOf(b))
+		s.pull.held = s.pull.held.plus(heldOf(b))
 	}
 	wake := s.waiting
 	s.waiting = false
