@@ -436,3 +436,13 @@ func TestOutOfFileDescriptorsRefusesLogsOnceDoesNotSpinAndRecovers(t *testing.T)
 		t.Errorf("no recovery logged:\n%s", logs)
 	}
 }
+
+func TestStartupLogSaysWhichURLToOpen(t *testing.T) {
+	port := freePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	p := startMsgbus(t, addr, binary, "-l", addr, "-m", "production")
+	want := "open=http://localhost:" + strconv.Itoa(port) + "/"
+	if got := p.stderr.String(); !strings.Contains(got, want) || !strings.Contains(got, "curl -N http://localhost:"+strconv.Itoa(port)+"/msgbus/news") {
+		t.Fatalf("start-up log does not say %q and how to watch a channel:\n%s", want, got)
+	}
+}
