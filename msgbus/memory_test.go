@@ -84,7 +84,7 @@ func TestMemoryIsBoundedAsAWhole(t *testing.T) {
 	// 17 × 1 MB to each of 40 push topics with no puller (661 MB): the
 	// total backlog cap (64 MiB) answers 503 past it.
 	t.Run("push backlogs", func(t *testing.T) {
-		memoryCase(t, 200, func(t *testing.T, addr string) {
+		memoryCase(t, 250, func(t *testing.T, addr string) {
 			c, r := dialKeepAlive(t, addr)
 			refused := 0
 			for topic := range 40 {
