@@ -24,8 +24,8 @@ const defaultType = "application/octet-stream"
 // patterns, the shared stylesheet, then the web root.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	path := ctx.Request.URI().PathOriginal()
-	route, raw := s.route(path)
-	if route != routeOther {
+	r := routeOf(path)
+	if r.kind != routeOther {
 		cors := ""
 		if len(s.origins) > 0 {
 			cors = s.corsHeaders(ctx)
@@ -40,63 +40,51 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	switch route {
-	case routeBus:
-		s.handleBus(ctx, raw, user)
-		return
-	case routePattern:
-		p, raw := s.patternOf(path)
-		s.handlePattern(ctx, p, string(raw), user)
-		return
-	}
-	if string(path) == ui.Path && (ctx.IsGet() || ctx.IsHead()) {
-		ui.Serve(ctx)
-		return
-	}
 	switch {
-	case s.static != nil:
-		if !ctx.IsGet() && !ctx.IsHead() {
-			methodNotAllowed(ctx, "GET, HEAD")
-			return
-		}
-		s.static(ctx)
-	default:
+	case r.kind == routeBus:
+		s.handleBus(ctx, r.raw, user)
+	case r.kind == routePattern:
+		s.handlePattern(ctx, r.pattern, r.raw, user)
+	case string(path) == ui.Path && (ctx.IsGet() || ctx.IsHead()):
+		ui.Serve(ctx)
+	case s.static == nil:
 		fail(ctx, fasthttp.StatusNotFound, "not found: the bus is at /msgbus/<channel>")
+	case !ctx.IsGet() && !ctx.IsHead():
+		methodNotAllowed(ctx, "GET, HEAD")
+	default:
+		s.static(ctx)
 	}
 }
 
-// Where a path leads.
+// A route is where a path leads: the bus, with its raw (still escaped)
+// channel, a WebSocket pattern, with its raw topic, or elsewhere.
+type route struct {
+	kind    int
+	pattern pattern
+	raw     string
+}
+
 const (
 	routeOther   = iota // the stylesheet, the web root, 404
 	routeBus            // /msgbus/<channel>
 	routePattern        // /bus/, /pub/, /sub/, /push/, /pull/
 )
 
-// route says where path leads, and for the bus the raw channel part.
-func (s *Server) route(path []byte) (int, string) {
+func routeOf(path []byte) route {
 	if raw, ok := bytes.CutPrefix(path, []byte(busPrefix)); ok {
-		return routeBus, string(raw)
+		return route{kind: routeBus, raw: string(raw)}
 	}
-	if string(path) == "/msgbus" {
-		return routeBus, ""
+	if string(path) == busPrefix[:len(busPrefix)-1] {
+		return route{kind: routeBus}
 	}
-	if _, raw := s.patternOf(path); raw != nil {
-		return routePattern, ""
-	}
-	return routeOther, ""
-}
-
-// patternOf finds the WebSocket pattern of path and its raw topic; raw is
-// nil when path is not a pattern's.
-func (s *Server) patternOf(path []byte) (pattern, []byte) {
 	for _, pp := range patternPrefixes {
 		if raw, ok := bytes.CutPrefix(path, []byte(pp.prefix)); ok {
-			return pp.p, raw
+			return route{kind: routePattern, pattern: pp.p, raw: string(raw)}
 		} else if string(path) == pp.prefix[:len(pp.prefix)-1] {
-			return pp.p, []byte{}
+			return route{kind: routePattern, pattern: pp.p}
 		}
 	}
-	return 0, nil
+	return route{kind: routeOther}
 }
 
 // authenticate checks HTTP Basic auth when a secret is set and returns the
