@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,12 +111,12 @@ func (f sseChunkedFormat) Encode(m *hub.Message, located bool) []byte {
 	if located {
 		return m.Frame(f, false)
 	}
-	var e envelope
 	text := utf8.Valid(m.Body)
+	var data []byte
 	n := sseBodyLen(m.Body, text)
 	if f.envelope {
-		e = newEnvelope(m, text)
-		n = len("data: \n\n") + e.len()
+		data = envelopeOf(m, text)
+		n = len("data: \n\n") + len(data)
 	}
 	b := make([]byte, chunkRoom, chunkRoom+len("id: \n")+20+n+2)
 	b = append(b, "id: "...)
@@ -123,7 +124,7 @@ func (f sseChunkedFormat) Encode(m *hub.Message, located bool) []byte {
 	b = append(b, '\n')
 	if f.envelope {
 		b = append(b, "data: "...)
-		b = e.append(b)
+		b = append(b, data...)
 		b = append(b, "\n\n"...)
 	} else {
 		b = appendSSEBody(b, m.Body, text)
@@ -207,105 +208,37 @@ func appendSSEBody(b, body []byte, text bool) []byte {
 // "from" left out for an anonymous publisher, "time" RFC 3339 in UTC with
 // milliseconds, the body as a string when it is valid UTF-8 (encoding
 // "utf-8"), else in base64 (encoding "base64"). The id is a string: ids are
-// opaque tokens to clients.
+// opaque tokens to clients. Strings that are not valid UTF-8 (a type, a
+// sender) get one U+FFFD for each run of bad bytes.
 type envelope struct {
-	m         *hub.Message
-	typ, from string // valid UTF-8
-	text      bool   // the body is valid UTF-8
+	ID       string `json:"id"`
+	Channel  string `json:"channel"`
+	Type     string `json:"type"`
+	From     string `json:"from,omitempty"`
+	Time     string `json:"time"`
+	Body     string `json:"body"`
+	Encoding string `json:"encoding"`
 }
 
 // envelopeTime is RFC 3339 with milliseconds, for UTC times.
 const envelopeTime = "2006-01-02T15:04:05.000Z07:00"
 
-// newEnvelope makes m's envelope; text says whether m.Body is valid UTF-8.
-func newEnvelope(m *hub.Message, text bool) envelope {
-	return envelope{m: m, typ: strings.ToValidUTF8(m.Type, "\uFFFD"),
-		from: strings.ToValidUTF8(m.Sender, "\uFFFD"), text: text}
-}
-
-// len is at least the length of what append appends.
-func (e *envelope) len() int {
-	m := e.m
-	n := len(`{"id":"","channel":,"type":,"time":"","body":,"encoding":"base64"}`) + 20 +
-		jsonStringLen(m.Channel) + jsonStringLen(e.typ) + len(envelopeTime) + 10
-	if e.from != "" {
-		n += len(`,"from":`) + jsonStringLen(e.from)
+// envelopeOf returns m's envelope, on one line (control characters are
+// escaped in JSON strings); text says whether m.Body is valid UTF-8.
+func envelopeOf(m *hub.Message, text bool) []byte {
+	e := envelope{ID: strconv.FormatUint(m.ID, 10), Channel: m.Channel,
+		Type: strings.ToValidUTF8(m.Type, "\uFFFD"), From: strings.ToValidUTF8(m.Sender, "\uFFFD"),
+		Time: m.Time.UTC().Format(envelopeTime), Encoding: "utf-8"}
+	if text {
+		e.Body = string(m.Body)
+	} else {
+		e.Body, e.Encoding = base64.StdEncoding.EncodeToString(m.Body), "base64"
 	}
-	if e.text {
-		return n + jsonStringLen(m.Body)
-	}
-	return n + 2 + base64.StdEncoding.EncodedLen(len(m.Body))
-}
-
-// append appends the envelope to b, on one line.
-func (e *envelope) append(b []byte) []byte {
-	m := e.m
-	b = append(b, `{"id":"`...)
-	b = strconv.AppendUint(b, m.ID, 10)
-	b = append(b, `","channel":`...)
-	b = appendJSONString(b, m.Channel)
-	b = append(b, `,"type":`...)
-	b = appendJSONString(b, e.typ)
-	if e.from != "" {
-		b = append(b, `,"from":`...)
-		b = appendJSONString(b, e.from)
-	}
-	b = append(b, `,"time":"`...)
-	b = m.Time.UTC().AppendFormat(b, envelopeTime)
-	b = append(b, `","body":`...)
-	if e.text {
-		b = appendJSONString(b, m.Body)
-		return append(b, `,"encoding":"utf-8"}`...)
-	}
-	b = append(b, '"')
-	b = base64.StdEncoding.AppendEncode(b, m.Body)
-	return append(b, `","encoding":"base64"}`...)
-}
-
-// appendJSONString appends s, which must be valid UTF-8, as a JSON string:
-// quotes, backslashes and control characters escaped, so it stays on one
-// line; everything else as it is.
-func appendJSONString[T string | []byte](b []byte, s T) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		start = i + 1
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// jsonStringLen is the length of appendJSONString's string for s.
-func jsonStringLen[T string | []byte](s T) int {
-	n := len(s) + 2
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
-			n++
-		case c < 0x20:
-			n += 5
-		}
-	}
-	return n
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(e) // cannot fail: strings only
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // A heartbeatFormat's streams send its heartbeat frame every sseHeartbeat
