@@ -36,6 +36,11 @@ type Config struct {
 	// accepted and not yet written. Zero means DefaultMaxBacklogTotalBytes
 	// (64 MiB).
 	MaxBacklogTotal int
+	// PullerStall is how long a puller may hold pushes without its client
+	// reading any before, once the backlog limits are reached, it is
+	// dropped and what it holds goes to the other pullers. Zero means
+	// DefaultPullerStall (10 s).
+	PullerStall time.Duration
 	// Logger receives slow-subscriber disconnects. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -65,6 +70,8 @@ type Hub struct {
 	pullMu   sync.Mutex           // guards pulls and every rotation's pullers, next and backlog
 	pulls    map[string]*rotation // push/pull topics with pullers or a backlog
 	pushHeld atomic.Int64         // the pending bytes of every rotation together
+	// lastStallSweep is when dropStalledPullers last looked; pullMu.
+	lastStallSweep time.Time
 }
 
 type shard struct {

@@ -15,6 +15,7 @@ const (
 	DefaultMaxBacklogMessages   = 1000
 	DefaultMaxBacklogBytes      = 16 << 20
 	DefaultMaxBacklogTotalBytes = 64 << 20
+	DefaultPullerStall          = 10 * time.Second
 )
 
 // pushOverhead is what one held push costs the whole beyond its frame's
@@ -57,7 +58,7 @@ type rotation struct {
 // with UnsubscribePull.
 func (h *Hub) SubscribePull(topic string, opts SubscribeOptions) (*Subscription, error) {
 	s := h.newSubscription(topic, opts)
-	s.pull = &pullerState{}
+	s.pull = &pullerState{lastTake: time.Now()}
 	h.closeMu.RLock()
 	defer h.closeMu.RUnlock()
 	if err := h.admitLocked(); err != nil {
@@ -104,8 +105,14 @@ func (h *Hub) Push(m *Message, f Format) (int, error) {
 		h.pulls[m.Channel] = r
 	}
 	r.drain() // older messages first
+	full := func() bool {
+		return r.pending.Load()+c.bytes > int64(h.maxBacklogBytes()) || h.pushHeld.Load()+c.cost() > h.maxBacklogTotal()
+	}
+	if full() {
+		h.dropStalledPullers() // they hold what they do not read: let the others have it
+	}
 	switch {
-	case r.pending.Load()+c.bytes > int64(h.maxBacklogBytes()) || h.pushHeld.Load()+c.cost() > h.maxBacklogTotal():
+	case full():
 	case len(r.backlog) == 0 && r.offer(frame):
 		h.accept(r, m, c)
 		h.delivered.Add(1)
@@ -119,6 +126,34 @@ func (h *Hub) Push(m *Message, f Format) (int, error) {
 		delete(h.pulls, m.Channel)
 	}
 	return 0, ErrBacklogFull
+}
+
+// dropStalledPullers drops the pullers that hold pushes their clients have
+// not read for PullerStall, so that what they hold goes to the pullers that
+// read (once their writers give up) and stops counting against the limits
+// as it is written. It runs when a push finds the limits reached, at most
+// once per PullerStall/4. pullMu must be held.
+func (h *Hub) dropStalledPullers() {
+	now := time.Now()
+	limit := h.pullerStall()
+	if now.Sub(h.lastStallSweep) < limit/4 {
+		return
+	}
+	h.lastStallSweep = now
+	for _, r := range h.pulls {
+		for _, s := range r.pullers {
+			if s.stalledPuller(now, limit) {
+				s.dropPuller()
+			}
+		}
+	}
+}
+
+func (h *Hub) pullerStall() time.Duration {
+	if h.cfg.PullerStall > 0 {
+		return h.cfg.PullerStall
+	}
+	return DefaultPullerStall
 }
 
 // accept gives pushed m its ID and counts it held. pullMu must be held.

@@ -9,7 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 // subscribePull registers a puller on topic with f, failing the test on
@@ -511,4 +514,49 @@ func TestBacklogTotalBoundsAllTopicsTogether(t *testing.T) {
 	if topics, held := h.PushTopics(); topics != 0 || held != 0 {
 		t.Fatalf("after pulling everything: %d topics holding %d, want none", topics, held)
 	}
+}
+
+func TestStalledPullerIsDroppedAndWhatItHeldGoesToAReadingOne(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		frame := len("f-:1")
+		h := newTestHub(Config{MaxBacklogBytes: 3 * frame, PullerStall: time.Second})
+		f := &testFormat{name: "f"}
+		var dropped atomic.Bool
+		stalled, err := h.SubscribePull("t", SubscribeOptions{Format: f, Wake: func() {},
+			Dropped: func() { dropped.Store(true) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reader := subscribePull(t, h, "t", f)
+		for i := 1; i <= 4; i += 2 { // in turns: 1, 3 the stalled puller's; 2, 4 the reader's
+			mustPush(t, h, "t", strconv.Itoa(i), f, 1)
+			mustPush(t, h, "t", strconv.Itoa(i+1), f, 1)
+			wantFrames(t, reader, "f-:"+strconv.Itoa(i+1))
+		}
+		mustPush(t, h, "t", "5", f, 1) // the stalled puller's, which now holds 3: the limit
+		if _, err := push(h, "t", "6", f); !errors.Is(err, ErrBacklogFull) {
+			t.Fatalf("Push at the limit: %v, want ErrBacklogFull", err)
+		}
+		if dropped.Load() {
+			t.Fatal("a puller was dropped before PullerStall passed")
+		}
+		time.Sleep(2 * time.Second) // the stalled puller's client reads nothing
+		if _, err := push(h, "t", "6", f); !errors.Is(err, ErrBacklogFull) {
+			t.Fatalf("Push: %v, want ErrBacklogFull until the stalled puller's pushes move", err)
+		}
+		if !dropped.Load() || !errors.Is(stalled.Err(), ErrSlowConsumer) {
+			t.Fatalf("the stalled puller was not dropped: %v", stalled.Err())
+		}
+		if reader.Err() != nil {
+			t.Fatalf("the reading puller, idle with nothing held, was dropped: %v", reader.Err())
+		}
+		// Its writer gives up: what it held goes to the reader, in order.
+		h.UnsubscribePull(stalled, nil)
+		wantFrames(t, reader, "f-:1", "f-:3", "f-:5")
+		mustPush(t, h, "t", "6", f, 1)
+		wantFrames(t, reader, "f-:6")
+		if _, held := h.PushTopics(); held != 0 {
+			t.Fatalf("held %d after everything was written, want 0", held)
+		}
+	})
 }

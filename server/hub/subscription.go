@@ -3,6 +3,7 @@ package hub
 import (
 	"errors"
 	"sync"
+	"time"
 )
 
 // Reasons a subscription ends, returned by Take and Err.
@@ -53,9 +54,38 @@ type Subscription struct {
 // once that batch is written, and Take then gives its cost back. Guarded
 // by the subscription's mu, but rot, set once.
 type pullerState struct {
-	rot   *rotation
-	held  held
-	taken held
+	rot      *rotation
+	held     held
+	taken    held
+	lastTake time.Time // the writer's last Take: its last sign of progress
+}
+
+// stalledPuller reports whether puller s holds pushes and its writer has
+// not come back to Take for longer than limit: its client does not read.
+func (s *Subscription) stalledPuller(now time.Time, limit time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pull
+	return s.err == nil && (len(s.queue) > 0 || p.taken.frames > 0) && now.Sub(p.lastTake) > limit
+}
+
+// dropPuller ends a stalled puller with ErrSlowConsumer. Unlike a dropped
+// subscriber's, its queue is kept: UnsubscribePull hands those pushes to
+// the other pullers once its writer gives up.
+func (s *Subscription) dropPuller() {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	queued := s.queued
+	s.endLocked(ErrSlowConsumer, s.format.End(ErrSlowConsumer))
+	s.mu.Unlock()
+	s.hub.slowDisconnect(s, queued)
+	if s.dropped != nil {
+		s.dropped()
+	}
+	s.callWake()
 }
 
 // Channel returns the subscribed channel, "" for the root.
@@ -81,6 +111,7 @@ func (s *Subscription) Take(dst [][]byte) ([][]byte, error) {
 	var written held
 	if p := s.pull; p != nil {
 		written, p.taken, p.held = p.taken, p.held, held{}
+		p.lastTake = time.Now()
 	}
 	if len(s.queue) == 0 {
 		err := s.err
@@ -187,12 +218,13 @@ func (s *Subscription) end(err error, last []byte) {
 	s.callWake()
 }
 
-// endLocked: s.mu must be held. On ErrSlowConsumer the queue is dropped, so
-// its memory is freed at once; otherwise what was queued still goes out.
-// last goes after it, unless nil.
+// endLocked: s.mu must be held. On ErrSlowConsumer a subscriber's queue is
+// dropped, so its memory is freed at once (a puller's is kept for the other
+// pullers); otherwise what was queued still goes out. last goes after it,
+// unless nil.
 func (s *Subscription) endLocked(err error, last []byte) {
 	s.err = err
-	if err == ErrSlowConsumer {
+	if err == ErrSlowConsumer && s.pull == nil {
 		clear(s.queue)
 		s.queue = s.queue[:0]
 		s.queued = 0
