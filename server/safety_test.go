@@ -295,3 +295,22 @@ func TestFilterListsOverTheLimitsAre400(t *testing.T) {
 	c := ts.dial(t, "GET /msgbus/x?type="+atLimit+" HTTP/1.1\r\nHost: x\r\n\r\n")
 	c.expect(string(chunkedHead))
 }
+
+func TestWebSocketFrameCutMidwayIsNotPublished(t *testing.T) {
+	ts := startServer(t, Config{})
+	for _, tc := range []struct{ send, watch string }{{"/pub/t", "/sub/t"}, {"/bus/t", "/bus/t"}, {"/push/t", "/pull/t"}} {
+		watcher := ts.wsConnect(t, tc.watch)
+		c := ts.dial(t, "GET "+tc.send+" HTTP/1.1\r\nHost: "+ts.Addr+"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+		if resp, err := http.ReadResponse(c.r, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("%s: handshake %v %v", tc.send, resp, err)
+		}
+		// A masked binary frame announcing 100 bytes, of which 10 arrive.
+		frame := append([]byte{0x82, 0x80 | 100, 0, 0, 0, 0}, bytes.Repeat([]byte("A"), 10)...)
+		c.Write(frame)
+		c.Close()
+		ts.wsPost(t, tc.send, "text/plain", "after", http.StatusNoContent)
+		watcher.expectText("after") // the first it gets: nothing cut was published
+		watcher.hangUp()
+	}
+}

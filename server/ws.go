@@ -315,14 +315,24 @@ func (wc *wsConn) readLoop(c *websocket.Conn) {
 			// Receivers' messages are ignored, but a text frame must
 			// still be UTF-8 (RFC 6455 §8.1).
 			v := utf8Checker{}
-			n, _ = io.Copy(&v, io.LimitReader(r, int64(max)+1))
-			if n <= int64(max) && typ == websocket.TextMessage && !v.valid() {
+			scratch := copyBuffers.Get().(*[]byte)
+			n, err = io.CopyBuffer(&v, io.LimitReader(r, int64(max)+1), *scratch)
+			copyBuffers.Put(scratch)
+			if err == nil && n <= int64(max) && typ == websocket.TextMessage && !v.valid() {
 				wc.close(c, closeInvalidPayload, "a text frame must be valid UTF-8")
 				return
 			}
 		} else {
 			buf.Reset()
-			n, _ = buf.ReadFrom(io.LimitReader(r, int64(max)+1))
+			n, err = buf.ReadFrom(io.LimitReader(r, int64(max)+1))
+		}
+		if err != nil {
+			// The connection broke inside a frame: what arrived is not a
+			// message, so nothing of it is published.
+			if wc.st != nil {
+				wc.st.sub.Finish(nil)
+			}
+			return
 		}
 		if n > int64(max) {
 			wc.close(c, closeTooBig, "message too large: the limit is "+strconv.Itoa(max)+" bytes")
@@ -360,6 +370,9 @@ func (wc *wsConn) readLoop(c *websocket.Conn) {
 		}
 	}
 }
+
+// copyBuffers are the scratch buffers receivers read ignored frames with.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &b }}
 
 // utf8Checker is an io.Writer that discards what it is given and checks
 // that it is UTF-8, a rune split between writes included.
