@@ -28,6 +28,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if r.kind != routeOther {
 		cors := ""
 		if len(s.origins) > 0 {
+			ctx.Response.Header.Set(fasthttp.HeaderVary, "Origin") // answers differ by Origin
 			cors = s.corsHeaders(ctx)
 			setCORS(ctx, cors)
 		}
@@ -234,12 +235,14 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, channel string) {
 	if want == wantSSE {
 		format, head = sseFormat(ctx.Request.Header.IsHTTP11(), string(ctx.QueryArgs().Peek("envelope")) == "json")
 	}
+	cors := ""
 	if len(s.origins) > 0 {
-		head = withHeaderLines(head, s.corsHeaders(ctx))
+		cors = s.corsHeaders(ctx)
+		head = withHeaderLines(head, cors)
 	}
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
-		s.startStream(c, channel, hub.SubscribeOptions{Format: format, Filter: filter, Head: head, Name: busPrefix + channel})
+		s.startStream(c, channel, cors, hub.SubscribeOptions{Format: format, Filter: filter, Head: head, Name: busPrefix + channel})
 	})
 }
 
@@ -259,6 +262,9 @@ const errTooMany = "too many subscribers: the server is at its --max-subscribers
 
 // handleError answers what fasthttp could not parse, with one-line reasons.
 func (s *Server) handleError(ctx *fasthttp.RequestCtx, err error) {
+	if len(s.origins) > 0 {
+		setCORS(ctx, s.corsHeaders(ctx)) // so that a page can read why
+	}
 	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):

@@ -220,20 +220,32 @@ func (s *Server) judgeOrigin(ctx *fasthttp.RequestCtx) originVerdict {
 }
 
 // sameOrigin reports whether o is the origin the client reached this server
-// at: its host and port are the Host header's, the port defaulting to the
-// scheme this server speaks.
+// at: its host and port are the Host header's, a Host without a port
+// meaning the default port of the Origin's scheme (a proxy may speak TLS
+// for us). Only a Host that names this machine unambiguously counts, an IP
+// address or localhost: any other name may be an attacker's that now
+// resolves to us (DNS rebinding), whose page would send that very name as
+// both Host and Origin. Pages served under a DNS name are let in with
+// --allow-origin.
 func (s *Server) sameOrigin(o origin, hostHeader string) bool {
 	host, port, ok := splitHostPort(strings.ToLower(hostHeader))
-	if !ok {
+	if !ok || !isLocalName(host) {
 		return false
 	}
 	if port == "" {
-		port = "80"
-		if s.tls != nil {
-			port = "443"
-		}
+		port = map[string]string{"http": "80", "https": "443"}[o.scheme]
 	}
 	return o.host == host && o.port == port
+}
+
+// isLocalName reports whether a Host's host part cannot be a name an
+// attacker controls: an IP address, localhost or a name under .localhost
+// (which resolvers keep on the loopback, RFC 6761).
+func isLocalName(host string) bool {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	return host == "localhost" || strings.HasSuffix(host, ".localhost")
 }
 
 // checkOrigin refuses, with 401 "Origin check failed", a request that a

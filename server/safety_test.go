@@ -314,3 +314,69 @@ func TestWebSocketFrameCutMidwayIsNotPublished(t *testing.T) {
 		watcher.hangUp()
 	}
 }
+
+func TestSameOriginNeedsAHostThatNamesThisMachine(t *testing.T) {
+	ts := startServer(t, Config{})
+	_, port, _ := net.SplitHostPort(ts.Addr)
+	cases := []struct {
+		host, origin string
+		want         int
+	}{
+		// DNS rebinding: the attacker's name now resolves to 127.0.0.1,
+		// and its page sends that name as Host and Origin alike.
+		{"rebind.attacker.example:" + port, "http://rebind.attacker.example:" + port, http.StatusUnauthorized},
+		{"localhost:" + port, "http://localhost:" + port, http.StatusNoContent},
+		{"app.localhost:" + port, "http://app.localhost:" + port, http.StatusNoContent},
+		{"127.0.0.1:" + port, "http://127.0.0.1:" + port, http.StatusNoContent},
+		{"[::1]:" + port, "http://[::1]:" + port, http.StatusNoContent},
+		// Behind a proxy that speaks TLS: no port in Host, https's in Origin.
+		{"localhost", "https://localhost", http.StatusNoContent},
+		{"localhost", "https://localhost:8443", http.StatusUnauthorized},
+		{"localhost:" + port, "http://localhost:1" + port, http.StatusUnauthorized},
+	}
+	for _, tc := range cases {
+		c := ts.dial(t, "POST /msgbus/x HTTP/1.1\r\nHost: "+tc.host+"\r\nOrigin: "+tc.origin+"\r\n"+
+			"Content-Length: 1\r\nConnection: close\r\n\r\nx")
+		resp, err := http.ReadResponse(c.r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != tc.want {
+			t.Errorf("Host %s, Origin %s: %d, want %d", tc.host, tc.origin, resp.StatusCode, tc.want)
+		}
+	}
+}
+
+func TestErrorsReachAnAllowedPageWithCORS(t *testing.T) {
+	const app = "http://app.example"
+	ts := startServer(t, Config{AllowOrigins: []string{"app.example"}, MaxMessageBytes: 10, MaxSubscribers: 1})
+	for _, tc := range []struct {
+		name, request string
+		want          int
+	}{
+		{"413", "POST /msgbus/x HTTP/1.1\r\nHost: x\r\nOrigin: " + app + "\r\nContent-Length: 100\r\n\r\n" + strings.Repeat("x", 100), 413},
+		{"413 to Expect", "POST /msgbus/x HTTP/1.1\r\nHost: x\r\nOrigin: " + app + "\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n", 413},
+		{"400", "GET /msgbus/a%00 HTTP/1.1\r\nHost: x\r\nOrigin: " + app + "\r\n\r\n", 400},
+	} {
+		c := ts.dial(t, tc.request)
+		resp, err := http.ReadResponse(c.r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != tc.want || resp.Header.Get("Access-Control-Allow-Origin") != app {
+			t.Errorf("%s: %d, Access-Control-Allow-Origin %q", tc.name, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+	}
+	// A stream refused at --max-subscribers, on its hijacked socket.
+	first := ts.dial(t, "GET /msgbus/x HTTP/1.1\r\nHost: x\r\n\r\n")
+	first.expect(string(chunkedHead))
+	ts.waitSubscribers(t, 1)
+	c := ts.dial(t, "GET /msgbus/x HTTP/1.1\r\nHost: x\r\nOrigin: "+app+"\r\n\r\n")
+	resp, err := http.ReadResponse(c.r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Access-Control-Allow-Origin") != app {
+		t.Errorf("refused stream: %d, Access-Control-Allow-Origin %q", resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+}

@@ -228,6 +228,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // limit is refused with 413 at once, before the client sends it.
 func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 	if n := ctx.Request.Header.ContentLength(); n > s.cfg.MaxMessageBytes {
+		if len(s.origins) > 0 {
+			setCORS(ctx, s.corsHeaders(ctx))
+		}
 		fail(ctx, fasthttp.StatusRequestEntityTooLarge, tooLarge(s.cfg.MaxMessageBytes))
 		return fasthttp.StatusRequestEntityTooLarge
 	}

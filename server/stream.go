@@ -119,10 +119,11 @@ func (st *stream) dropped() {
 	}
 }
 
-// startStream runs on the hijacked connection: subscribe, then write the
+// startStream runs on the hijacked connection (cors: the CORS header lines
+// a refusal needs): subscribe, then write the
 // head and the parts as they come. The fasthttp request context is released
 // as soon as this returns; the stream keeps only the raw connection.
-func (s *Server) startStream(c net.Conn, channel string, opts hub.SubscribeOptions) {
+func (s *Server) startStream(c net.Conn, channel, cors string, opts hub.SubscribeOptions) {
 	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
 		c = u.UnsafeConn() // the raw *net.TCPConn can do vectored writes
 	}
@@ -132,7 +133,7 @@ func (s *Server) startStream(c net.Conn, channel string, opts hub.SubscribeOptio
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		refuse(c, opts.Head, "shutting down")
+		refuse(c, opts.Head, cors, "shutting down")
 		return
 	}
 	s.streams[st] = struct{}{}
@@ -145,7 +146,7 @@ func (s *Server) startStream(c net.Conn, channel string, opts hub.SubscribeOptio
 		if err == hub.ErrTooManySubscribers {
 			reason = errTooMany
 		}
-		refuse(c, opts.Head, reason)
+		refuse(c, opts.Head, cors, reason)
 		s.forget(st)
 		return
 	}
@@ -313,12 +314,14 @@ func (s *Server) forget(st *stream) {
 
 // refuse answers on a hijacked connection that could not become a stream,
 // in the HTTP version of the stream's head.
-func refuse(c net.Conn, head []byte, reason string) {
+// cors holds the CORS header lines a page of an allowed origin needs to read
+// it.
+func refuse(c net.Conn, head []byte, cors, reason string) {
 	proto := "HTTP/1.1"
 	if bytes.HasPrefix(head, []byte("HTTP/1.0")) {
 		proto = "HTTP/1.0"
 	}
-	c.Write(unavailable(proto, reason))
+	c.Write(withHeaderLines(unavailable(proto, reason), cors))
 	c.Close()
 }
 
