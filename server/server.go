@@ -64,6 +64,10 @@ type Config struct {
 	// MaxBacklogTotalBytes caps what all push/pull topics hold together.
 	// Zero means hub.DefaultMaxBacklogTotalBytes (64 MiB).
 	MaxBacklogTotalBytes int
+	// PullerStall is how long a puller may hold pushes its client does not
+	// read before, at the backlog limits, it is dropped. Zero means
+	// hub.DefaultPullerStall (10 s).
+	PullerStall time.Duration
 	// MaxConnections caps open client connections (streams, WebSockets,
 	// keep-alive publishers); more are answered 503 and closed. Zero means
 	// DefaultMaxConnections (100,000); negative, no limit.
@@ -120,6 +124,7 @@ func New(cfg Config) (*Server, error) {
 		MaxBacklogMessages: cfg.MaxBacklogMessages,
 		MaxBacklogBytes:    cfg.MaxBacklogBytes,
 		MaxBacklogTotal:    cfg.MaxBacklogTotalBytes,
+		PullerStall:        cfg.PullerStall,
 		Logger:             cfg.Logger,
 	})
 	s.origins = origins

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -86,5 +87,67 @@ func TestStalledCrowdDoesNotCostAHealthySubscriber(t *testing.T) {
 	}
 	if slow := ts.Hub().Stats().SlowDisconnects; slow < stalled {
 		t.Errorf("%d slow disconnects, want the %d stalled subscribers", slow, stalled)
+	}
+}
+
+// TestStalledPullersDoNotStarveAReadingOne: pullers that never read hold
+// pushes until the topic's limit is reached; they are then dropped, what
+// they held goes to the puller that reads, and pushing goes on.
+func TestStalledPullersDoNotStarveAReadingOne(t *testing.T) {
+	const stalled, n, size = 3, 200, 16 << 10
+	ts := startServer(t, Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		MaxBacklogBytes: 512 << 10, PullerStall: 200 * time.Millisecond})
+	for range stalled {
+		if _, resp, err := ts.wsTryDialWith(t, wsDialSmallBuffer(), "/pull/jobs", nil); err != nil {
+			t.Fatalf("stalled puller: %v (%s)", err, wsStatus(resp))
+		}
+	}
+	reader := ts.wsConnect(t, "/pull/jobs")
+	got := make(chan string, 4*n)
+	go func() {
+		for {
+			_, b, err := reader.ReadMessage()
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- string(b[:8])
+		}
+	}()
+	ts.waitSubscribers(t, stalled+1)
+	pad := strings.Repeat("x", size-8)
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; i < n; {
+		r := ts.wsRequest(t, http.MethodPost, "/push/jobs", nil, "text/plain", fmt.Sprintf("%08d", i)+pad)
+		switch {
+		case r.status == http.StatusNoContent:
+			i++
+		case r.status != http.StatusServiceUnavailable:
+			t.Fatalf("push %d: %d %q", i, r.status, r.body)
+		case time.Now().After(deadline):
+			t.Fatalf("push %d still refused after 20 s: stalled pullers starve the reading one", i)
+		default:
+			time.Sleep(10 * time.Millisecond) // 503 with Retry-After: back off
+		}
+	}
+	// What the stalled pullers' sockets took before they filled (their
+	// kernel buffers: about 128 KiB unsent and a small window, some 10
+	// messages each) is lost with them, as nobody can tell whether it was
+	// read. Everything else reaches the reader.
+	want := n - stalled*20
+	seen := make(map[string]bool)
+	for len(seen) < want {
+		select {
+		case id, ok := <-got:
+			if !ok {
+				t.Fatalf("the reading puller was closed with %d of %d messages", len(seen), n)
+			}
+			seen[id] = true // at least once: a moved push may come twice
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the reading puller has %d of %d accepted messages, want at least %d", len(seen), n, want)
+		}
+	}
+	if slow := ts.Hub().Stats().SlowDisconnects; slow == 0 {
+		t.Error("no stalled puller was dropped")
 	}
 }
