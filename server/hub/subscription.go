@@ -78,6 +78,13 @@ func (s *Subscription) dropPuller() {
 		s.mu.Unlock()
 		return
 	}
+	s.dropLocked()
+}
+
+// dropLocked ends s with ErrSlowConsumer and unlocks s.mu, which must be
+// held; then it logs and counts the drop, unblocks the writer (Dropped)
+// and wakes it to see the end.
+func (s *Subscription) dropLocked() {
 	queued := s.queued
 	s.endLocked(ErrSlowConsumer, s.format.End(ErrSlowConsumer))
 	s.mu.Unlock()
@@ -169,14 +176,7 @@ func (s *Subscription) enqueue(b []byte, push bool) bool {
 			s.mu.Unlock()
 			return false // the rotation offers it to the next puller
 		}
-		queued := s.queued
-		s.endLocked(ErrSlowConsumer, s.format.End(ErrSlowConsumer))
-		s.mu.Unlock()
-		s.hub.slowDisconnect(s, queued)
-		if s.dropped != nil {
-			s.dropped()
-		}
-		s.callWake()
+		s.dropLocked()
 		return false
 	}
 	s.queue = append(s.queue, b)
