@@ -2,9 +2,8 @@ package server
 
 import (
 	"errors"
+	"github.com/msgbus/msgbus/server/message"
 	"net/url"
-
-	"github.com/msgbus/msgbus/server/hub"
 )
 
 const busPrefix = "/msgbus/"
@@ -15,7 +14,7 @@ var (
 )
 
 // parseChannel turns the raw (still escaped) path after a pattern prefix into
-// a channel name: percent-decoded, then checked by hub.CheckChannel. The
+// a channel name: percent-decoded, then checked by message.CheckChannel. The
 // empty string is the root; allowRoot says whether that is acceptable.
 // Decoding happens here and not in fasthttp, which would resolve ".." and
 // "//" silently instead of refusing them.
@@ -30,7 +29,7 @@ func parseChannel(raw string, allowRoot bool) (string, error) {
 		}
 		return "", errNoChannel
 	}
-	if err := hub.CheckChannel(name); err != nil {
+	if err := message.CheckChannel(name); err != nil {
 		return "", err
 	}
 	return name, nil

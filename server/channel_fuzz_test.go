@@ -1,9 +1,8 @@
 package server
 
 import (
+	"github.com/msgbus/msgbus/server/message"
 	"testing"
-
-	"github.com/msgbus/msgbus/server/hub"
 )
 
 func TestParseChannelRefusesEscapedTraversal(t *testing.T) {
@@ -45,7 +44,7 @@ func TestParseChannelRefusesEscapedTraversal(t *testing.T) {
 }
 
 // FuzzParseChannel: parseChannel never panics, every name it accepts is
-// one hub.CheckChannel accepts, and only an empty path is the root.
+// one message.CheckChannel accepts, and only an empty path is the root.
 func FuzzParseChannel(f *testing.F) {
 	for _, s := range []string{
 		"", "news", "a/b/c", "%2e%2e", "%2E%2e", "a/../b", "a/%2e%2e/b", "a%2Fb", "a%2F%2Fb",
@@ -68,7 +67,7 @@ func FuzzParseChannel(f *testing.F) {
 			}
 			return
 		}
-		if err := hub.CheckChannel(name); err != nil {
+		if err := message.CheckChannel(name); err != nil {
 			t.Fatalf("parseChannel(%q) accepted %q, which CheckChannel refuses: %v", raw, name, err)
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/msgbus/msgbus/server/message"
 	"io"
 	"net"
 	"os"
@@ -14,8 +15,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/msgbus/msgbus/server/hub"
 )
 
 // BenchmarkEndToEnd measures the whole bus over loopback, client included:
@@ -86,7 +85,7 @@ func benchEndToEnd(b *testing.B, subs, publishers int, websocket bool) {
 	if websocket {
 		format = ws
 	}
-	frameLen := int64(len(format.Encode(&hub.Message{Channel: "bench", Type: "text/plain", Body: []byte(body)}, false)))
+	frameLen := int64(len(format.Encode(&message.Message{Channel: "bench", Type: "text/plain", Body: []byte(body)}, false)))
 	if n, err := strconv.ParseInt(os.Getenv("MSGBUS_BENCH_FRAME_BYTES"), 10, 64); err == nil {
 		frameLen = n // another server frames a message its own way
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"github.com/msgbus/msgbus/server/message"
 	"net/url"
 	"strconv"
 
@@ -14,8 +15,8 @@ import (
 // when the connection closes. The bare part is a slice of the chunked frame,
 // so a message's body is copied once for both.
 var (
-	chunked hub.Format = chunkedFormat{}
-	plain   hub.Format = plainFormat{}
+	chunked message.Format = chunkedFormat{}
+	plain   message.Format = plainFormat{}
 )
 
 // Response heads, queued before the first part so that they and the parts
@@ -37,7 +38,7 @@ type chunkedFormat struct{}
 // of the body. The part is safe whatever the message holds: multipart
 // percent-encodes the sender's name and sends a body that holds the
 // delimiter in base64 (PROTOCOL.md §2).
-func (chunkedFormat) Encode(m *hub.Message, located bool) []byte {
+func (chunkedFormat) Encode(m *message.Message, located bool) []byte {
 	h := multipart.Header{From: m.Sender, ContentType: m.Type}
 	if located {
 		h.ContentLocation = busPath(m.Channel)
@@ -65,7 +66,7 @@ func (chunkedFormat) End(err error) []byte {
 type plainFormat struct{}
 
 // Encode slices the part out of the chunked frame.
-func (plainFormat) Encode(m *hub.Message, located bool) []byte {
+func (plainFormat) Encode(m *message.Message, located bool) []byte {
 	c := m.Frame(chunked, located)
 	return c[bytes.IndexByte(c, '\n')+1 : len(c)-2]
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"github.com/msgbus/msgbus/server/message"
 	"strconv"
 	"strings"
 
@@ -159,7 +160,7 @@ func (s *Server) publish(ctx *fasthttp.RequestCtx, channel, user string) {
 // Content-Type. It answers 400 itself and reports false for a type that
 // cannot go on a header line. The body stays fasthttp's: the hub copies it
 // into the frames while publishing and keeps nothing else.
-func messageFromRequest(ctx *fasthttp.RequestCtx, channel, user string) (*hub.Message, bool) {
+func messageFromRequest(ctx *fasthttp.RequestCtx, channel, user string) (*message.Message, bool) {
 	if !ctx.Request.Header.IsHTTP11() && !hasContentLength(ctx.Request.Header.RawHeaders()) {
 		// HTTP/1.0 has no chunking: without a length the body would be
 		// read as empty and the message silently lost.
@@ -175,7 +176,7 @@ func messageFromRequest(ctx *fasthttp.RequestCtx, channel, user string) (*hub.Me
 		fail(ctx, fasthttp.StatusBadRequest, "Content-Type must be printable ASCII")
 		return nil, false
 	}
-	return &hub.Message{Channel: channel, Type: typ, Sender: user, Body: ctx.PostBody()}, true
+	return &message.Message{Channel: channel, Type: typ, Sender: user, Body: ctx.PostBody()}, true
 }
 
 // hasContentLength reports whether raw request headers name a
@@ -203,7 +204,7 @@ func releaseBody(ctx *fasthttp.RequestCtx) {
 
 // answerPublished answers 204 with the message's id and how many
 // subscribers it reached.
-func answerPublished(ctx *fasthttp.RequestCtx, m *hub.Message, reached int) {
+func answerPublished(ctx *fasthttp.RequestCtx, m *message.Message, reached int) {
 	ctx.Response.Header.Set("Msgbus-Id", strconv.FormatUint(m.ID, 10))
 	ctx.Response.Header.Set("Msgbus-Subscribers", strconv.Itoa(reached))
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
@@ -248,9 +249,9 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, channel string) {
 
 // parseFilter compiles the request's ?type= and ?sender= lists, answering
 // 400 itself and reporting false when one is over the limits.
-func parseFilter(ctx *fasthttp.RequestCtx) (*hub.Filter, bool) {
+func parseFilter(ctx *fasthttp.RequestCtx) (*message.Filter, bool) {
 	args := ctx.QueryArgs()
-	f, err := hub.ParseFilter(string(args.Peek("type")), string(args.Peek("sender")))
+	f, err := message.ParseFilter(string(args.Peek("type")), string(args.Peek("sender")))
 	if err != nil {
 		fail(ctx, fasthttp.StatusBadRequest, err.Error())
 		return nil, false

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/msgbus/msgbus/server/message"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,16 +48,16 @@ import (
 // the envelope's channel, so a parent's subscribers share the exact
 // subscribers' frame.
 var (
-	sseChunked         hub.Format = sseChunkedFormat{}
-	ssePlain           hub.Format = ssePlainFormat{}
-	sseEnvelopeChunked hub.Format = sseChunkedFormat{envelope: true}
-	sseEnvelopePlain   hub.Format = ssePlainFormat{envelope: true}
+	sseChunked         message.Format = sseChunkedFormat{}
+	ssePlain           message.Format = ssePlainFormat{}
+	sseEnvelopeChunked message.Format = sseChunkedFormat{envelope: true}
+	sseEnvelopePlain   message.Format = ssePlainFormat{envelope: true}
 )
 
 // sseFormat returns the Format of an SSE subscription and the response head
 // to queue before its first event: HTTP/1.1 chunked or HTTP/1.0 close-
 // delimited, bodies as they are or in the JSON envelope (?envelope=json).
-func sseFormat(http11, envelope bool) (hub.Format, []byte) {
+func sseFormat(http11, envelope bool) (message.Format, []byte) {
 	switch {
 	case http11 && envelope:
 		return sseEnvelopeChunked, sseChunkedHead
@@ -107,7 +108,7 @@ const chunkRoom = 16 + 2
 // written after room for the size line, which is filled in once the size is
 // known. The event does not depend on located, so a located subscriber
 // shares the other's frame.
-func (f sseChunkedFormat) Encode(m *hub.Message, located bool) []byte {
+func (f sseChunkedFormat) Encode(m *message.Message, located bool) []byte {
 	if located {
 		return m.Frame(f, false)
 	}
@@ -153,7 +154,7 @@ func (sseChunkedFormat) heartbeat() []byte { return sseChunkedHB }
 type ssePlainFormat struct{ envelope bool }
 
 // Encode slices the event out of the chunked frame.
-func (f ssePlainFormat) Encode(m *hub.Message, located bool) []byte {
+func (f ssePlainFormat) Encode(m *message.Message, located bool) []byte {
 	c := m.Frame(sseChunkedFormat(f), located)
 	return c[bytes.IndexByte(c, '\n')+1 : len(c)-2]
 }
@@ -225,7 +226,7 @@ const envelopeTime = "2006-01-02T15:04:05.000Z07:00"
 
 // envelopeOf returns m's envelope, on one line (control characters are
 // escaped in JSON strings); text says whether m.Body is valid UTF-8.
-func envelopeOf(m *hub.Message, text bool) []byte {
+func envelopeOf(m *message.Message, text bool) []byte {
 	e := envelope{ID: strconv.FormatUint(m.ID, 10), Channel: m.Channel,
 		Type: strings.ToValidUTF8(m.Type, "\uFFFD"), From: strings.ToValidUTF8(m.Sender, "\uFFFD"),
 		Time: m.Time.UTC().Format(envelopeTime), Encoding: "utf-8"}
@@ -245,7 +246,7 @@ func envelopeOf(m *hub.Message, text bool) []byte {
 // while they live, through the subscription's queue so that the stream's
 // one writer writes it.
 type heartbeatFormat interface {
-	hub.Format
+	message.Format
 	heartbeat() []byte
 }
 
@@ -257,7 +258,7 @@ type heartbeat struct {
 
 // startHeartbeat starts sub's heartbeat if its format has one, else
 // returns nil.
-func startHeartbeat(f hub.Format, sub *hub.Subscription) *heartbeat {
+func startHeartbeat(f message.Format, sub *hub.Subscription) *heartbeat {
 	hf, ok := f.(heartbeatFormat)
 	if !ok {
 		return nil

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/msgbus/msgbus/server/message"
 	"maps"
 	"net/http"
 	"regexp"
@@ -210,7 +211,7 @@ func TestSSEFiltersAsMultipart(t *testing.T) {
 }
 
 func TestSSEDroppedSubscriberIsCutWithoutGoodbye(t *testing.T) {
-	for _, f := range []hub.Format{sseChunked, ssePlain, sseEnvelopeChunked, sseEnvelopePlain} {
+	for _, f := range []message.Format{sseChunked, ssePlain, sseEnvelopeChunked, sseEnvelopePlain} {
 		if f.End(hub.ErrSlowConsumer) != nil {
 			t.Errorf("%#v.End(ErrSlowConsumer) is not nil: a dropped stream would look cleanly ended", f)
 		}
@@ -221,7 +222,7 @@ func TestSSEEncodesOncePerMessage(t *testing.T) {
 	for _, envelope := range []bool{false, true} {
 		chunked, _ := sseFormat(true, envelope)
 		plain, _ := sseFormat(false, envelope)
-		m := &hub.Message{ID: 9, Channel: "a/b", Type: "text/plain", Sender: "al\"ice", Body: []byte("x\ny\r\n\x01"),
+		m := &message.Message{ID: 9, Channel: "a/b", Type: "text/plain", Sender: "al\"ice", Body: []byte("x\ny\r\n\x01"),
 			Time: time.Now()}
 		c := m.Frame(chunked, false)
 		p := m.Frame(plain, false)
@@ -245,7 +246,7 @@ func TestSSEEncodesOncePerMessage(t *testing.T) {
 func TestSSEFormatByVersionAndEnvelope(t *testing.T) {
 	for _, c := range []struct {
 		http11, envelope bool
-		format           hub.Format
+		format           message.Format
 		head             []byte
 	}{
 		{true, false, sseChunked, sseChunkedHead},
@@ -376,7 +377,7 @@ func FuzzSSERoundTrip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, typ, from, channel string, body []byte, id uint64, ms int64, envelope, located bool) {
 		channel = strings.ToValidUTF8(channel, "?") // the hub's names are UTF-8
 		ms %= 1 << 44                               // years 1413 to 2527
-		m := &hub.Message{ID: id, Channel: channel, Type: typ, Sender: from, Body: body, Time: time.UnixMilli(ms)}
+		m := &message.Message{ID: id, Channel: channel, Type: typ, Sender: from, Body: body, Time: time.UnixMilli(ms)}
 		chunked, _ := sseFormat(true, envelope)
 		plain, _ := sseFormat(false, envelope)
 		frame, c := m.Frame(plain, located), m.Frame(chunked, located)
@@ -426,7 +427,7 @@ type sseEnvelope struct {
 
 // sseCheckEnvelope checks that data is m's envelope, exactly (PROTOCOL.md
 // §6), and returns it.
-func sseCheckEnvelope(t testing.TB, data string, m *hub.Message) sseEnvelope {
+func sseCheckEnvelope(t testing.TB, data string, m *message.Message) sseEnvelope {
 	t.Helper()
 	if strings.ContainsAny(data, "\r\n") {
 		t.Fatalf("envelope %q is not one line", data)

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"errors"
+	"github.com/msgbus/msgbus/server/message"
 	"io"
 	"net"
 	"strconv"
@@ -130,7 +131,7 @@ func (s *Server) upgradePattern(ctx *fasthttp.RequestCtx, p pattern, topic, user
 	echo := string(args.Peek("echo"))
 	wc := &wsConn{srv: s, pattern: p, topic: topic, user: user, echo: echo == "1" || echo == "true"}
 	if p == patternBus || p == patternSub || p == patternPull {
-		var filter *hub.Filter
+		var filter *message.Filter
 		if p != patternPull { // each push goes to exactly one puller, filters or not
 			var ok bool
 			if filter, ok = parseFilter(ctx); !ok {
@@ -153,7 +154,7 @@ func (s *Server) upgradePattern(ctx *fasthttp.RequestCtx, p pattern, topic, user
 
 // subscribeWS registers wc's subscription; it answers 503 itself and
 // reports false when it cannot.
-func (s *Server) subscribeWS(ctx *fasthttp.RequestCtx, wc *wsConn, filter *hub.Filter) bool {
+func (s *Server) subscribeWS(ctx *fasthttp.RequestCtx, wc *wsConn, filter *message.Filter) bool {
 	st := &stream{srv: s, done: make(chan struct{}), pull: wc.pattern == patternPull}
 	s.mu.Lock()
 	if s.closing {
@@ -341,7 +342,7 @@ func (wc *wsConn) readLoop(c *websocket.Conn) {
 		if wc.pattern == patternSub || wc.pattern == patternPull {
 			continue
 		}
-		m := &hub.Message{Channel: wc.topic, Type: wsBinaryType, Sender: wc.user, Body: buf.Bytes()}
+		m := &message.Message{Channel: wc.topic, Type: wsBinaryType, Sender: wc.user, Body: buf.Bytes()}
 		if typ == websocket.TextMessage {
 			if !utf8.Valid(m.Body) {
 				wc.close(c, closeInvalidPayload, "a text frame must be valid UTF-8: send binary frames for other bytes")

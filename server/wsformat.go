@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/binary"
+	"github.com/msgbus/msgbus/server/message"
 	"strings"
 	"unicode/utf8"
 
@@ -32,11 +33,11 @@ const (
 
 // ws is the Format of WebSocket subscribers: one frame per message, text
 // for textual types, binary for the rest, as PROTOCOL.md §4 maps them.
-var ws hub.Format = wsFormat{}
+var ws message.Format = wsFormat{}
 
 type wsFormat struct{}
 
-func (wsFormat) Encode(m *hub.Message, _ bool) []byte {
+func (wsFormat) Encode(m *message.Message, _ bool) []byte {
 	op := byte(opBinary)
 	if isTextType(m.Type) && utf8.Valid(m.Body) {
 		op = opText

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"github.com/msgbus/msgbus/server/message"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,7 +14,7 @@ import (
 // multipart part in one chunk, built with a single allocation.
 type partFormat struct{}
 
-func (partFormat) Encode(m *Message, located bool) []byte {
+func (partFormat) Encode(m *message.Message, located bool) []byte {
 	h := multipart.Header{From: m.Sender, ContentType: m.Type}
 	if located {
 		h.ContentLocation = "/msgbus/" + m.Channel
@@ -69,8 +70,8 @@ func fanOutHub(tb testing.TB, n int, channel string) (*Hub, []*benchSub) {
 	return h, subs
 }
 
-func newBenchMessage(channel string) *Message {
-	return &Message{Channel: channel, Type: "text/plain; charset=utf-8", Sender: "bench", Body: benchBody}
+func newBenchMessage(channel string) *message.Message {
+	return &message.Message{Channel: channel, Type: "text/plain; charset=utf-8", Sender: "bench", Body: benchBody}
 }
 
 var subscriberCounts = []int{1, 100, 1000, 10000}
@@ -209,7 +210,7 @@ func TestFilteredFanOutFoldsTheTypeOncePerMessage(t *testing.T) {
 	h := New(Config{MaxQueueBytes: 1 << 30})
 	var subs []*Subscription
 	for range 100 {
-		s, err := h.Subscribe("c", SubscribeOptions{Format: partFormat{}, Filter: NewFilter("text/*", ""), Wake: func() {}})
+		s, err := h.Subscribe("c", SubscribeOptions{Format: partFormat{}, Filter: message.NewFilter("text/*", ""), Wake: func() {}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,7 +219,7 @@ func TestFilteredFanOutFoldsTheTypeOncePerMessage(t *testing.T) {
 	for _, typ := range []string{"text/plain; charset=utf-8", "text/plain; charset=UTF-8"} {
 		spare := make([][]byte, 0, 256)
 		allocs := testing.AllocsPerRun(50, func() {
-			h.Publish(&Message{Channel: "c", Type: typ, Body: benchBody})
+			h.Publish(&message.Message{Channel: "c", Type: typ, Body: benchBody})
 			for _, s := range subs {
 				spare, _ = s.Take(spare)
 				spare = spare[:0]

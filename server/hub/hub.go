@@ -5,6 +5,7 @@
 package hub
 
 import (
+	"github.com/msgbus/msgbus/server/message"
 	"hash/maphash"
 	"log/slog"
 	"sync"
@@ -109,8 +110,8 @@ func (h *Hub) shard(channel string) *shard {
 
 // SubscribeOptions describe a subscriber.
 type SubscribeOptions struct {
-	Format Format  // how the subscriber's frames are encoded; required
-	Filter *Filter // nil passes everything
+	Format message.Format  // how the subscriber's frames are encoded; required
+	Filter *message.Filter // nil passes everything
 	// Head, if not nil, is queued before any message: a response header,
 	// say, so that it and the messages go out through one writer.
 	Head []byte
@@ -218,10 +219,10 @@ func (h *Hub) Unsubscribe(s *Subscription) {
 // per format in use. It never waits for a subscriber's socket. It returns
 // the number of subscribers that got it queued. m must not be changed
 // afterwards; m.Channel must be a valid channel name.
-func (h *Hub) Publish(m *Message) int {
+func (h *Hub) Publish(m *message.Message) int {
 	m.ID, m.Time = h.nextID.Add(1), time.Now()
 	delivered := 0
-	prefixes(m.Channel, func(p string) {
+	message.Prefixes(m.Channel, func(p string) {
 		sh := h.shard(p)
 		sh.mu.RLock()
 		n := sh.nodes[p]
@@ -239,7 +240,7 @@ func (h *Hub) Publish(m *Message) int {
 // m.Channel, not its ancestors nor the root, skipping except (which may be
 // nil): the peer-to-peer bus, where a sender does not hear itself. It
 // returns the number of subscribers that got it queued.
-func (h *Hub) PublishExact(m *Message, except *Subscription) int {
+func (h *Hub) PublishExact(m *message.Message, except *Subscription) int {
 	m.ID, m.Time = h.nextID.Add(1), time.Now()
 	sh := h.shard(m.Channel)
 	sh.mu.RLock()
@@ -257,9 +258,9 @@ func (h *Hub) PublishExact(m *Message, except *Subscription) int {
 // fanOut queues m for the node's subscribers but except. The frame of the
 // previous subscriber's format is kept at hand, since a node's subscribers
 // mostly share one.
-func (n *node) fanOut(m *Message, located bool, except *Subscription) int {
+func (n *node) fanOut(m *message.Message, located bool, except *Subscription) int {
 	var (
-		lastFormat Format
+		lastFormat message.Format
 		frame      []byte
 		delivered  int
 	)

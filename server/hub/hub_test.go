@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/msgbus/msgbus/server/message"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -22,7 +23,7 @@ type testFormat struct {
 	encodes atomic.Int64
 }
 
-func (f *testFormat) Encode(m *Message, located bool) []byte {
+func (f *testFormat) Encode(m *message.Message, located bool) []byte {
 	f.encodes.Add(1)
 	where := "-"
 	if located {
@@ -40,7 +41,7 @@ func (f *testFormat) End(err error) []byte {
 	return []byte(f.name + " end")
 }
 
-var _ Format = (*testFormat)(nil)
+var _ message.Format = (*testFormat)(nil)
 
 // testSub is a subscription with a counted Wake.
 type testSub struct {
@@ -58,7 +59,7 @@ func newTestHub(cfg Config) *Hub {
 }
 
 // subscribe subscribes to channel with f, failing the test on error.
-func subscribe(t testing.TB, h *Hub, channel string, f Format, filter *Filter) *testSub {
+func subscribe(t testing.TB, h *Hub, channel string, f message.Format, filter *message.Filter) *testSub {
 	t.Helper()
 	ts := &testSub{}
 	s, err := h.Subscribe(channel, SubscribeOptions{Format: f, Filter: filter, Wake: func() { ts.wakes.Add(1) }})
@@ -97,7 +98,7 @@ func wantFrames(t testing.TB, s *testSub, want ...string) {
 }
 
 func publish(h *Hub, channel, body string) int {
-	return h.Publish(&Message{Channel: channel, Type: "text/plain", Body: []byte(body)})
+	return h.Publish(&message.Message{Channel: channel, Type: "text/plain", Body: []byte(body)})
 }
 
 func TestPublishReachesChannelItsAncestorsAndRootOnly(t *testing.T) {
@@ -142,7 +143,7 @@ func TestEncodeRunsOncePerFormatAndLocationWhateverTheSubscribers(t *testing.T) 
 	f1, f2 := &testFormat{name: "one"}, &testFormat{name: "two"}
 	var all []*testSub
 	for i := range 50 {
-		f := Format(f1)
+		f := message.Format(f1)
 		if i%3 == 0 {
 			f = f2 // interleaved, so the fan-out's last-format shortcut is not enough
 		}
@@ -184,7 +185,7 @@ func TestPublishReturnsSubscribersReachedAndStatsCountThem(t *testing.T) {
 	subscribe(t, h, "", f, nil)
 	subscribe(t, h, "a", f, nil)
 	subscribe(t, h, "a", f, nil)
-	subscribe(t, h, "a", f, NewFilter("image/*", ""))
+	subscribe(t, h, "a", f, message.NewFilter("image/*", ""))
 	tests := []struct {
 		channel string
 		want    int
@@ -208,9 +209,9 @@ func TestFiltersSkipSubscribers(t *testing.T) {
 	h := newTestHub(Config{})
 	f := &testFormat{name: "f"}
 	everything := subscribe(t, h, "a", f, nil)
-	text := subscribe(t, h, "a", f, NewFilter("text/*", ""))
-	notImages := subscribe(t, h, "", f, NewFilter("!image/*,*", ""))
-	alice := subscribe(t, h, "a", f, NewFilter("", "alice"))
+	text := subscribe(t, h, "a", f, message.NewFilter("text/*", ""))
+	notImages := subscribe(t, h, "", f, message.NewFilter("!image/*,*", ""))
+	alice := subscribe(t, h, "a", f, message.NewFilter("", "alice"))
 	msgs := []struct {
 		typ, sender, body string
 		want              int
@@ -221,7 +222,7 @@ func TestFiltersSkipSubscribers(t *testing.T) {
 		{"Text/HTML", "alice", "ta", 4},
 	}
 	for _, m := range msgs {
-		if n := h.Publish(&Message{Channel: "a", Type: m.typ, Sender: m.sender, Body: []byte(m.body)}); n != m.want {
+		if n := h.Publish(&message.Message{Channel: "a", Type: m.typ, Sender: m.sender, Body: []byte(m.body)}); n != m.want {
 			t.Fatalf("Publish(%s from %q) reached %d, want %d", m.typ, m.sender, n, m.want)
 		}
 	}
@@ -239,7 +240,7 @@ func TestSubscriberGetsMessagesInPublishOrder(t *testing.T) {
 	var lastID uint64
 	for i := range 200 {
 		ch := []string{"a", "a/b", "a/b/c"}[i%3]
-		m := &Message{Channel: ch, Body: []byte(strconv.Itoa(i))}
+		m := &message.Message{Channel: ch, Body: []byte(strconv.Itoa(i))}
 		h.Publish(m)
 		if m.ID <= lastID {
 			t.Fatalf("message %d got ID %d after %d", i, m.ID, lastID)
@@ -553,7 +554,7 @@ func TestCloseEndsEverySubscriberAfterItsEndBytes(t *testing.T) {
 // the subscribers of TestConcurrentSubscribeUnsubscribeAndPublish.
 type raceFormat struct{ encodes atomic.Int64 }
 
-func (f *raceFormat) Encode(m *Message, located bool) []byte {
+func (f *raceFormat) Encode(m *message.Message, located bool) []byte {
 	f.encodes.Add(1)
 	return fmt.Appendf(nil, "%s %s %s %t", m.Channel, m.Sender, m.Body, located)
 }
@@ -666,7 +667,7 @@ func TestConcurrentSubscribeUnsubscribeAndPublish(t *testing.T) {
 			defer wg.Done()
 			sender := "p" + strconv.Itoa(p)
 			for seq := range ops {
-				m := &Message{Channel: target(p, seq), Sender: sender, Body: []byte(strconv.Itoa(seq))}
+				m := &message.Message{Channel: target(p, seq), Sender: sender, Body: []byte(strconv.Itoa(seq))}
 				reached.Add(int64(h.Publish(m)))
 			}
 		}()
@@ -773,7 +774,7 @@ func TestCloseDuringPublishEndsEveryStreamWithItsEndBytes(t *testing.T) {
 			defer wg.Done()
 			for seq := range 1000 {
 				ch := []string{"a", "a/b", "x"}[(seq+p)%3]
-				h.Publish(&Message{Channel: ch, Sender: "p", Body: []byte(strconv.Itoa(seq))})
+				h.Publish(&message.Message{Channel: ch, Sender: "p", Body: []byte(strconv.Itoa(seq))})
 				if p == 0 && seq == 300 {
 					h.Close()
 				}

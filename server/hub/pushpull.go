@@ -2,6 +2,7 @@ package hub
 
 import (
 	"errors"
+	"github.com/msgbus/msgbus/server/message"
 	"sync/atomic"
 	"time"
 )
@@ -93,7 +94,7 @@ func (h *Hub) SubscribePull(topic string, opts SubscribeOptions) (*Subscription,
 // MaxBacklogBytes not yet written, or all topics together more than
 // MaxBacklogTotalBytes. It returns the number of pullers that got it (0 or
 // 1).
-func (h *Hub) Push(m *Message, f Format) (int, error) {
+func (h *Hub) Push(m *message.Message, f message.Format) (int, error) {
 	m.Time = time.Now()
 	frame := m.Frame(f, false)
 	c := heldOf(frame)
@@ -157,7 +158,7 @@ func (h *Hub) pullerStall() time.Duration {
 }
 
 // accept gives pushed m its ID and counts it held. pullMu must be held.
-func (h *Hub) accept(r *rotation, m *Message, c held) {
+func (h *Hub) accept(r *rotation, m *message.Message, c held) {
 	m.ID = h.nextID.Add(1)
 	h.published.Add(1)
 	r.pending.Add(c.bytes)

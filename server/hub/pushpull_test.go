@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/msgbus/msgbus/server/message"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -17,7 +18,7 @@ import (
 
 // subscribePull registers a puller on topic with f, failing the test on
 // error.
-func subscribePull(t testing.TB, h *Hub, topic string, f Format) *testSub {
+func subscribePull(t testing.TB, h *Hub, topic string, f message.Format) *testSub {
 	t.Helper()
 	ts := &testSub{}
 	s, err := h.SubscribePull(topic, SubscribeOptions{Format: f, Wake: func() { ts.wakes.Add(1) }})
@@ -29,12 +30,12 @@ func subscribePull(t testing.TB, h *Hub, topic string, f Format) *testSub {
 }
 
 // push pushes body to topic in f.
-func push(h *Hub, topic, body string, f Format) (int, error) {
-	return h.Push(&Message{Channel: topic, Type: "text/plain", Body: []byte(body)}, f)
+func push(h *Hub, topic, body string, f message.Format) (int, error) {
+	return h.Push(&message.Message{Channel: topic, Type: "text/plain", Body: []byte(body)}, f)
 }
 
 // mustPush pushes and fails unless the message reached want pullers.
-func mustPush(t testing.TB, h *Hub, topic, body string, f Format, want int) {
+func mustPush(t testing.TB, h *Hub, topic, body string, f message.Format, want int) {
 	t.Helper()
 	n, err := push(h, topic, body, f)
 	if err != nil || n != want {
@@ -51,7 +52,7 @@ func TestPushTakesTurnsInConnectOrder(t *testing.T) {
 	other := subscribePull(t, h, "u", f)
 	var lastID uint64
 	for i := 1; i <= 7; i++ {
-		m := &Message{Channel: "t", Type: "text/plain", Body: []byte(fmt.Sprint(i))}
+		m := &message.Message{Channel: "t", Type: "text/plain", Body: []byte(fmt.Sprint(i))}
 		if n, err := h.Push(m, f); n != 1 || err != nil {
 			t.Fatalf("Push %d = %d, %v; want 1, nil", i, n, err)
 		}
@@ -267,7 +268,7 @@ func TestPushFailsWithErrBacklogFullAtTheLimits(t *testing.T) {
 			for i := range tc.accept {
 				mustPush(t, h, "t", fmt.Sprintf("%05d", i), f, 0)
 			}
-			m := &Message{Channel: "t", Type: "text/plain", Body: []byte("99999")}
+			m := &message.Message{Channel: "t", Type: "text/plain", Body: []byte("99999")}
 			if n, err := h.Push(m, f); n != 0 || !errors.Is(err, ErrBacklogFull) {
 				t.Fatalf("Push past the limit = %d, %v; want 0, ErrBacklogFull", n, err)
 			}
@@ -449,7 +450,7 @@ func TestLeavingPullerKeepsItsControlFramesAndHandsOnItsMessages(t *testing.T) {
 	a := subscribePull(t, h, "t", f)
 	b := subscribePull(t, h, "t", f)
 	a.Send([]byte("ctrl:ping-for-a"))
-	if _, err := h.Push(&Message{Channel: "t", Body: []byte("m1")}, f); err != nil { // a's turn
+	if _, err := h.Push(&message.Message{Channel: "t", Body: []byte("m1")}, f); err != nil { // a's turn
 		t.Fatal(err)
 	}
 	a.Finish([]byte("ctrl:close-for-a"))

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"errors"
+	"github.com/msgbus/msgbus/server/message"
 	"sync"
 	"time"
 )
@@ -29,9 +30,9 @@ var (
 // time (the subscriber's writer) drains it with Take.
 type Subscription struct {
 	hub     *Hub
-	channel string  // "" is the root
-	format  Format  // copied here so the fan-out reads plain fields
-	filter  *Filter // nil passes everything
+	channel string          // "" is the root
+	format  message.Format  // copied here so the fan-out reads plain fields
+	filter  *message.Filter // nil passes everything
 	node    *node
 	index   int // position in node.subs; node.mu must be held
 

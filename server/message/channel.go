@@ -1,4 +1,4 @@
-package hub
+package message
 
 import (
 	"errors"
@@ -48,10 +48,10 @@ func CheckChannel(name string) error {
 	return nil
 }
 
-// prefixes calls fn for the root ("") and then for every ancestor of channel
+// Prefixes calls fn for the root ("") and then for every ancestor of channel
 // and for channel itself, top down: "a/b/c" yields "", "a", "a/b", "a/b/c".
 // The strings are substrings of channel, so the walk allocates nothing.
-func prefixes(channel string, fn func(prefix string)) {
+func Prefixes(channel string, fn func(prefix string)) {
 	fn("")
 	for i := 0; i < len(channel); i++ {
 		if channel[i] == '/' {

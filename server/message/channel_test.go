@@ -1,4 +1,4 @@
-package hub
+package message
 
 import (
 	"errors"
@@ -67,9 +67,9 @@ func TestPrefixesWalksRootThenEachAncestorTopDown(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var got []string
-		prefixes(tt.in, func(p string) { got = append(got, p) })
+		Prefixes(tt.in, func(p string) { got = append(got, p) })
 		if strings.Join(got, "|") != strings.Join(tt.want, "|") || len(got) != len(tt.want) {
-			t.Fatalf("prefixes(%q) = %q, want %q", tt.in, got, tt.want)
+			t.Fatalf("Prefixes(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -1,4 +1,8 @@
-package hub
+// Package message is the vocabulary every part of the bus shares: a message
+// and its id, channel names and their hierarchy, the filters subscribers
+// set, and the formats that encode a message once for all its readers. It
+// depends on nothing else in msgbus.
+package message
 
 import (
 	"sync"

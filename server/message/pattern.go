@@ -1,4 +1,4 @@
-package hub
+package message
 
 import (
 	"errors"
@@ -20,8 +20,8 @@ const (
 // Errors from ParsePatternList; ParseFilter wraps them in a *FilterError
 // that names the query parameter.
 var (
-	ErrTooManyPatterns = errors.New("hub: more than 32 patterns in a list")
-	ErrPatternTooLong  = errors.New("hub: a pattern longer than 128 bytes")
+	ErrTooManyPatterns = errors.New("more than 32 patterns in a list")
+	ErrPatternTooLong  = errors.New("a pattern longer than 128 bytes")
 )
 
 // A PatternList is an OpenSSH-style pattern list, as the original msgbus's
@@ -282,7 +282,7 @@ type glob struct {
 // compileGlob compiles p, which must be at most MaxPatternBytes long.
 func compileGlob(p string) glob {
 	if len(p) > MaxPatternBytes {
-		panic("hub: glob pattern longer than MaxPatternBytes")
+		panic("glob pattern longer than MaxPatternBytes")
 	}
 	p = normalizeGlob(p)
 	first := strings.IndexByte(p, '*')
