@@ -43,6 +43,7 @@ var (
 // it: a client sees the real name. ContentType and ContentLocation are not
 // decoded by the Reader; Valid says whether they go out unchanged.
 type Header struct {
+	ID              string // the message's id (Msgbus-Id): printable ASCII, written as is
 	From            string // the publisher's user name; any bytes
 	ContentLocation string // the channel's URL path, already URL-escaped
 	ContentType     string // printable ASCII, see ValidContentType
@@ -54,7 +55,7 @@ type Header struct {
 // A server refuses a publish whose type is not valid (400) rather than
 // send it altered.
 func (h Header) Valid() bool {
-	return ValidContentType(h.ContentType) && printable(h.ContentLocation)
+	return ValidContentType(h.ContentType) && printable(h.ContentLocation) && printable(h.ID)
 }
 
 // ValidContentType reports whether t can be a part's Content-Type:
@@ -151,6 +152,9 @@ func partLen(boundary string, h Header, n int, b64 bool) int {
 		n = base64.StdEncoding.EncodedLen(n)
 	}
 	l := 2 + len(boundary) + 2 // --boundary CRLF
+	if h.ID != "" {
+		l += len("Msgbus-Id: ") + escapedLen(h.ID, escapeBytes) + 2
+	}
 	if h.From != "" {
 		l += len("From: ") + escapedLen(h.From, escapeName) + 2
 	}
@@ -202,6 +206,11 @@ func (f Frame) Append(dst []byte) []byte {
 	dst = append(dst, "--"...)
 	dst = append(dst, f.boundary...)
 	dst = append(dst, "\r\n"...)
+	if f.h.ID != "" {
+		dst = append(dst, "Msgbus-Id: "...)
+		dst = appendEscaped(dst, f.h.ID, escapeBytes)
+		dst = append(dst, "\r\n"...)
+	}
 	if f.h.From != "" {
 		dst = append(dst, "From: "...)
 		dst = appendEscaped(dst, f.h.From, escapeName)
