@@ -53,13 +53,31 @@ type Config struct {
 // to "a/b/c" looks up the root, "a", "a/b" and "a/b/c" and so reaches the
 // subscribers of each without scanning other channels. A node exists only
 // while it has subscribers, so memory follows the live load.
+//
+// Locks, in the order they are taken (a lock is never taken while holding
+// one that comes after it):
+//
+//	pullMu     push/pull rotations (pushpull.go)
+//	orderMu    the order of publishes: held while a publish gets its id
+//	           (the caller's order function) and locks its nodes
+//	shard.mu   one shard's map; never held while waiting for a node
+//	node.mu    one node's subscribers, held across that node's fan-out
+//	Subscription.mu  one subscriber's queue
+//
+// A publish takes orderMu, gets its id, looks up and locks every node it
+// will reach, top down, and lets orderMu go before fanning out; so every
+// node receives messages in id order, and publishes to unrelated channels
+// fan out at the same time. Since the id (and a history append) comes
+// before the lookup, a subscriber that registers and then reads history
+// misses nothing: what its node did not get, the history has.
 type Hub struct {
 	cfg    Config
 	log    *slog.Logger
 	seed   maphash.Seed
 	shards [shardCount]shard
 
-	nextID      atomic.Uint64
+	orderMu sync.Mutex // see above
+
 	subscribers atomic.Int64
 	published   atomic.Uint64
 	delivered   atomic.Uint64
@@ -84,6 +102,12 @@ type shard struct {
 // across a whole fan-out, so every subscriber of a node sees that node's
 // messages in the same order.
 type node struct {
+	// members counts the subscribers registered or registering here; the
+	// node leaves its shard when it drops to zero. Guarded by the shard's
+	// mu, so that a subscriber never waits for a fan-out while holding the
+	// shard.
+	members int
+
 	mu   sync.Mutex
 	subs []*Subscription
 }
@@ -122,6 +146,11 @@ type SubscribeOptions struct {
 	// hands the subscription to a writer that calls Take until the queue is
 	// empty again. Required.
 	Wake func()
+	// Held makes the subscription give its taker nothing until Start, and
+	// keep the live frames that arrive meanwhile apart with their ids, so
+	// that its engine can Replay history into it first. Head is then given
+	// to Start instead.
+	Held bool
 	// Name is how logs call the subscription, its URL path
 	// ("/msgbus/a/b", "/bus/t"). Empty means "/" and the channel.
 	Name string
@@ -135,8 +164,9 @@ type SubscribeOptions struct {
 // Subscribe registers a subscriber to channel ("" for the root, which
 // receives every message) and returns its subscription. It fails with
 // ErrTooManySubscribers at the limit and ErrClosed after Close. The caller
-// must check the channel name first (CheckChannel). Once Subscribe returns,
-// every later Publish reaches the subscriber; the first Take returns Head.
+// must check the channel name first (message.CheckChannel). Once Subscribe
+// returns, every later Publish reaches the subscriber; the first Take
+// returns Head (or, when Held, nothing until Start).
 func (h *Hub) Subscribe(channel string, opts SubscribeOptions) (*Subscription, error) {
 	s := h.newSubscription(channel, opts)
 	h.closeMu.RLock()
@@ -151,11 +181,13 @@ func (h *Hub) Subscribe(channel string, opts SubscribeOptions) (*Subscription, e
 		n = &node{}
 		sh.nodes[channel] = n
 	}
-	n.mu.Lock()
-	s.node, s.index = n, len(n.subs)
+	n.members++ // keeps n in the shard until we are in it
+	sh.mu.Unlock()
+	s.node = n
+	n.mu.Lock() // may wait for a fan-out, holding no shard
+	s.index = len(n.subs)
 	n.subs = append(n.subs, s)
 	n.mu.Unlock()
-	sh.mu.Unlock()
 	return s, nil
 }
 
@@ -166,9 +198,7 @@ func (h *Hub) newSubscription(channel string, opts SubscribeOptions) *Subscripti
 		hub: h, channel: channel, format: opts.Format, filter: opts.Filter,
 		max: h.cfg.MaxQueueBytes, wake: opts.Wake, dropped: opts.Dropped, name: opts.Name,
 	}
-	if opts.Head != nil {
-		s.queue = append(s.queue, opts.Head)
-	}
+	s.head, s.held, s.index = opts.Head, opts.Held, -1
 	return s
 }
 
@@ -191,100 +221,140 @@ func (h *Hub) admitLocked() error {
 // Calling it more than once is harmless; every subscription must be
 // unsubscribed once its writer is done, whatever ended it.
 func (h *Hub) Unsubscribe(s *Subscription) {
-	sh := h.shard(s.channel)
-	sh.mu.Lock()
-	n := s.node
+	n := s.leaveNode()
 	if n == nil {
-		sh.mu.Unlock()
 		return
 	}
-	n.mu.Lock()
-	last := len(n.subs) - 1
-	moved := n.subs[last]
-	n.subs[s.index], moved.index = moved, s.index
-	n.subs[last] = nil
-	n.subs = n.subs[:last]
-	if len(n.subs) == 0 {
+	sh := h.shard(s.channel)
+	sh.mu.Lock()
+	if n.members--; n.members == 0 {
 		delete(sh.nodes, s.channel)
 	}
-	s.node = nil
-	n.mu.Unlock()
 	sh.mu.Unlock()
 	h.subscribers.Add(-1)
 	s.end(ErrUnsubscribed, nil)
 }
 
-// Publish assigns m an ID and queues it for every subscriber of m.Channel,
-// of its ancestors and of the root whose filter passes it, encoding it once
-// per format in use. It never waits for a subscriber's socket. It returns
-// the number of subscribers that got it queued. m must not be changed
-// afterwards; m.Channel must be a valid channel name.
-func (h *Hub) Publish(m *message.Message) int {
-	m.ID, m.Time = h.nextID.Add(1), time.Now()
-	delivered := 0
-	message.Prefixes(m.Channel, func(p string) {
+// leaveNode takes s out of its node's subscribers and returns the node, or
+// nil if s already left. The node's mu guards s.index; s.node is set once,
+// before Subscribe returns.
+func (s *Subscription) leaveNode() *node {
+	n := s.node
+	if n == nil {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if s.index < 0 {
+		return nil
+	}
+	last := len(n.subs) - 1
+	moved := n.subs[last]
+	n.subs[s.index], moved.index = moved, s.index
+	n.subs[last] = nil
+	n.subs = n.subs[:last]
+	s.index = -1
+	return n
+}
+
+// An Order gives a message its place: called under the hub's order lock,
+// before the message reaches any subscriber, it sets the message's ID (and
+// Time) and may keep it (a history append). An error refuses the message:
+// the hub returns it and delivers nothing. A nil Order means the message
+// already has its id (a message that arrived from another node in order).
+type Order func(*message.Message) error
+
+// Publish gives m its place through order and queues it for every
+// subscriber of m.Channel, of its ancestors and of the root whose filter
+// passes it, encoding it once per format in use. It never waits for a
+// subscriber's socket. It returns the number of subscribers that got it
+// queued. m must not be changed afterwards; m.Channel must be a valid
+// channel name.
+func (h *Hub) Publish(m *message.Message, order Order) (int, error) {
+	return h.publish(m, order, true, nil)
+}
+
+// PublishExact is Publish to the subscribers of exactly m.Channel, not its
+// ancestors nor the root, skipping except (which may be nil): the
+// peer-to-peer bus, where a sender does not hear itself.
+func (h *Hub) PublishExact(m *message.Message, order Order, except *Subscription) (int, error) {
+	return h.publish(m, order, false, except)
+}
+
+func (h *Hub) publish(m *message.Message, order Order, tree bool, except *Subscription) (int, error) {
+	var (
+		stack [8]*node
+		nodes = stack[:0]
+	)
+	h.orderMu.Lock()
+	if order != nil {
+		if err := order(m); err != nil {
+			h.orderMu.Unlock()
+			return 0, err
+		}
+	}
+	lookup := func(p string) {
 		sh := h.shard(p)
 		sh.mu.RLock()
 		n := sh.nodes[p]
 		sh.mu.RUnlock()
 		if n != nil {
-			delivered += n.fanOut(m, p != m.Channel, nil)
+			n.mu.Lock()
+			nodes = append(nodes, n)
 		}
-	})
-	h.published.Add(1)
-	h.delivered.Add(uint64(delivered))
-	return delivered
-}
-
-// PublishExact assigns m an ID and queues it for the subscribers of exactly
-// m.Channel, not its ancestors nor the root, skipping except (which may be
-// nil): the peer-to-peer bus, where a sender does not hear itself. It
-// returns the number of subscribers that got it queued.
-func (h *Hub) PublishExact(m *message.Message, except *Subscription) int {
-	m.ID, m.Time = h.nextID.Add(1), time.Now()
-	sh := h.shard(m.Channel)
-	sh.mu.RLock()
-	n := sh.nodes[m.Channel]
-	sh.mu.RUnlock()
-	delivered := 0
-	if n != nil {
-		delivered = n.fanOut(m, false, except)
 	}
+	if tree {
+		message.Prefixes(m.Channel, lookup)
+	} else {
+		lookup(m.Channel)
+	}
+	h.orderMu.Unlock()
+	delivered := 0
+	for _, n := range nodes {
+		delivered += n.fanOutLocked(h, m, except)
+	}
+	m.DropFrames()
 	h.published.Add(1)
 	h.delivered.Add(uint64(delivered))
-	return delivered
+	return delivered, nil
 }
 
-// fanOut queues m for the node's subscribers but except. The frame of the
-// previous subscriber's format is kept at hand, since a node's subscribers
-// mostly share one.
-func (n *node) fanOut(m *message.Message, located bool, except *Subscription) int {
+// fanOutLocked queues m for the node's subscribers but except and unlocks
+// the node. The frame of the previous subscriber's format is kept at hand,
+// since a node's subscribers mostly share one. Subscribers dropped for an
+// overflowing queue are logged once the node is unlocked.
+func (n *node) fanOutLocked(h *Hub, m *message.Message, except *Subscription) int {
 	var (
 		lastFormat message.Format
 		frame      []byte
 		delivered  int
+		dropped    []*Subscription
 	)
-	n.mu.Lock()
-	defer n.mu.Unlock()
 	for _, s := range n.subs {
 		if (s.filter != nil && !s.filter.Match(m)) || s == except {
 			continue
 		}
 		if s.format != lastFormat {
-			lastFormat, frame = s.format, m.Frame(s.format, located)
+			lastFormat, frame = s.format, m.Frame(s.format, m.Channel != s.channel)
 		}
-		if s.enqueue(frame, false) {
+		switch s.deliver(m.ID, frame) {
+		case queued:
 			delivered++
+		case droppedNow:
+			dropped = append(dropped, s)
 		}
+	}
+	n.mu.Unlock()
+	for _, s := range dropped {
+		h.slowDisconnect(s)
 	}
 	return delivered
 }
 
-// slowDisconnect logs and counts a subscriber dropped for its queue.
-func (h *Hub) slowDisconnect(s *Subscription, queued int) {
-	h.slow.Add(1)
-	h.log.Warn("disconnecting slow subscriber", "channel", s.Name(),
-		"queued_bytes", queued, "limit_bytes", s.max)
+// slowDisconnect logs a subscriber dropped for its queue. It runs with no
+// hub lock held: a log write may block.
+func (h *Hub) slowDisconnect(s *Subscription) {
+	h.log.Warn("disconnecting slow subscriber", "channel", s.Name(), "limit_bytes", s.max)
 }
 
 // Close ends every subscription with ErrClosed after queueing its format's

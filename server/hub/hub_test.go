@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // testFormat is a Format that counts its Encode calls. Its frame is
@@ -98,7 +99,7 @@ func wantFrames(t testing.TB, s *testSub, want ...string) {
 }
 
 func publish(h *Hub, channel, body string) int {
-	return h.Publish(&message.Message{Channel: channel, Type: "text/plain", Body: []byte(body)})
+	return pub(h, &message.Message{Channel: channel, Type: "text/plain", Body: []byte(body)})
 }
 
 func TestPublishReachesChannelItsAncestorsAndRootOnly(t *testing.T) {
@@ -222,7 +223,7 @@ func TestFiltersSkipSubscribers(t *testing.T) {
 		{"Text/HTML", "alice", "ta", 4},
 	}
 	for _, m := range msgs {
-		if n := h.Publish(&message.Message{Channel: "a", Type: m.typ, Sender: m.sender, Body: []byte(m.body)}); n != m.want {
+		if n := pub(h, &message.Message{Channel: "a", Type: m.typ, Sender: m.sender, Body: []byte(m.body)}); n != m.want {
 			t.Fatalf("Publish(%s from %q) reached %d, want %d", m.typ, m.sender, n, m.want)
 		}
 	}
@@ -237,13 +238,13 @@ func TestSubscriberGetsMessagesInPublishOrder(t *testing.T) {
 	f := &testFormat{name: "f"}
 	s := subscribe(t, h, "a", f, nil)
 	var want []string
-	var lastID uint64
+	var lastID message.ID
 	for i := range 200 {
 		ch := []string{"a", "a/b", "a/b/c"}[i%3]
 		m := &message.Message{Channel: ch, Body: []byte(strconv.Itoa(i))}
-		h.Publish(m)
-		if m.ID <= lastID {
-			t.Fatalf("message %d got ID %d after %d", i, m.ID, lastID)
+		pub(h, m)
+		if !lastID.Less(m.ID) {
+			t.Fatalf("message %d got ID %v after %v", i, m.ID, lastID)
 		}
 		lastID = m.ID
 		where := "-"
@@ -668,7 +669,7 @@ func TestConcurrentSubscribeUnsubscribeAndPublish(t *testing.T) {
 			sender := "p" + strconv.Itoa(p)
 			for seq := range ops {
 				m := &message.Message{Channel: target(p, seq), Sender: sender, Body: []byte(strconv.Itoa(seq))}
-				reached.Add(int64(h.Publish(m)))
+				reached.Add(int64(pub(h, m)))
 			}
 		}()
 	}
@@ -774,7 +775,7 @@ func TestCloseDuringPublishEndsEveryStreamWithItsEndBytes(t *testing.T) {
 			defer wg.Done()
 			for seq := range 1000 {
 				ch := []string{"a", "a/b", "x"}[(seq+p)%3]
-				h.Publish(&message.Message{Channel: ch, Sender: "p", Body: []byte(strconv.Itoa(seq))})
+				pub(h, &message.Message{Channel: ch, Sender: "p", Body: []byte(strconv.Itoa(seq))})
 				if p == 0 && seq == 300 {
 					h.Close()
 				}
@@ -804,4 +805,33 @@ func TestCloseDuringPublishEndsEveryStreamWithItsEndBytes(t *testing.T) {
 		}
 		h.Unsubscribe(s)
 	}
+}
+
+// testIDs gives the tests' messages increasing ids, as an engine would.
+var testIDs struct {
+	sync.Mutex
+	message.IDGen
+}
+
+// testOrder is the Order of the tests: an id and a time, nothing kept.
+func testOrder(m *message.Message) error {
+	testIDs.Lock()
+	defer testIDs.Unlock()
+	m.Time = time.Now()
+	m.ID = testIDs.Next(m.Time)
+	return nil
+}
+
+// pub publishes m with testOrder and returns how many subscribers got it.
+func pub(h *Hub, m *message.Message) int {
+	n, err := h.Publish(m, testOrder)
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
+
+// pushMsg pushes m with testOrder.
+func pushMsg(h *Hub, m *message.Message, f message.Format) (int, error) {
+	return h.Push(m, f, testOrder)
 }

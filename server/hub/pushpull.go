@@ -86,7 +86,8 @@ func (h *Hub) SubscribePull(topic string, opts SubscribeOptions) (*Subscription,
 	return s, nil
 }
 
-// Push assigns m an ID and queues its frame in format f for exactly one
+// Push gives m its place through order (under the hub's order lock, as
+// Publish does) and queues its frame in format f for exactly one
 // puller of m.Channel, taking turns in connect order and passing over
 // pullers whose queue is full. With none able to take it, the frame waits
 // in the topic's backlog. Push fails with ErrBacklogFull when the topic
@@ -94,12 +95,19 @@ func (h *Hub) SubscribePull(topic string, opts SubscribeOptions) (*Subscription,
 // MaxBacklogBytes not yet written, or all topics together more than
 // MaxBacklogTotalBytes. It returns the number of pullers that got it (0 or
 // 1).
-func (h *Hub) Push(m *message.Message, f message.Format) (int, error) {
-	m.Time = time.Now()
-	frame := m.Frame(f, false)
-	c := heldOf(frame)
+func (h *Hub) Push(m *message.Message, f message.Format, order Order) (int, error) {
 	h.pullMu.Lock()
 	defer h.pullMu.Unlock()
+	if order != nil {
+		h.orderMu.Lock()
+		err := order(m)
+		h.orderMu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+	}
+	frame := m.Frame(f, false) // after the id: a frame may carry it
+	c := heldOf(frame)
 	r := h.pulls[m.Channel]
 	if r == nil {
 		r = &rotation{}
@@ -157,9 +165,8 @@ func (h *Hub) pullerStall() time.Duration {
 	return DefaultPullerStall
 }
 
-// accept gives pushed m its ID and counts it held. pullMu must be held.
+// accept counts pushed m held. pullMu must be held.
 func (h *Hub) accept(r *rotation, m *message.Message, c held) {
-	m.ID = h.nextID.Add(1)
 	h.published.Add(1)
 	r.pending.Add(c.bytes)
 	h.pushHeld.Add(c.cost())

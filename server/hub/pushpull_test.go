@@ -31,7 +31,7 @@ func subscribePull(t testing.TB, h *Hub, topic string, f message.Format) *testSu
 
 // push pushes body to topic in f.
 func push(h *Hub, topic, body string, f message.Format) (int, error) {
-	return h.Push(&message.Message{Channel: topic, Type: "text/plain", Body: []byte(body)}, f)
+	return pushMsg(h, &message.Message{Channel: topic, Type: "text/plain", Body: []byte(body)}, f)
 }
 
 // mustPush pushes and fails unless the message reached want pullers.
@@ -50,14 +50,14 @@ func TestPushTakesTurnsInConnectOrder(t *testing.T) {
 	b := subscribePull(t, h, "t", f)
 	c := subscribePull(t, h, "t", f)
 	other := subscribePull(t, h, "u", f)
-	var lastID uint64
+	var lastID message.ID
 	for i := 1; i <= 7; i++ {
 		m := &message.Message{Channel: "t", Type: "text/plain", Body: []byte(fmt.Sprint(i))}
-		if n, err := h.Push(m, f); n != 1 || err != nil {
+		if n, err := pushMsg(h, m, f); n != 1 || err != nil {
 			t.Fatalf("Push %d = %d, %v; want 1, nil", i, n, err)
 		}
-		if m.ID <= lastID {
-			t.Fatalf("Push %d: ID %d after %d, want increasing", i, m.ID, lastID)
+		if !lastID.Less(m.ID) {
+			t.Fatalf("Push %d: ID %v after %v, want increasing", i, m.ID, lastID)
 		}
 		lastID = m.ID
 	}
@@ -269,7 +269,7 @@ func TestPushFailsWithErrBacklogFullAtTheLimits(t *testing.T) {
 				mustPush(t, h, "t", fmt.Sprintf("%05d", i), f, 0)
 			}
 			m := &message.Message{Channel: "t", Type: "text/plain", Body: []byte("99999")}
-			if n, err := h.Push(m, f); n != 0 || !errors.Is(err, ErrBacklogFull) {
+			if n, err := pushMsg(h, m, f); n != 0 || !errors.Is(err, ErrBacklogFull) {
 				t.Fatalf("Push past the limit = %d, %v; want 0, ErrBacklogFull", n, err)
 			}
 			if st := h.Stats(); st.Published != uint64(tc.accept) {
@@ -450,7 +450,7 @@ func TestLeavingPullerKeepsItsControlFramesAndHandsOnItsMessages(t *testing.T) {
 	a := subscribePull(t, h, "t", f)
 	b := subscribePull(t, h, "t", f)
 	a.Send([]byte("ctrl:ping-for-a"))
-	if _, err := h.Push(&message.Message{Channel: "t", Body: []byte("m1")}, f); err != nil { // a's turn
+	if _, err := pushMsg(h, &message.Message{Channel: "t", Body: []byte("m1")}, f); err != nil { // a's turn
 		t.Fatal(err)
 	}
 	a.Finish([]byte("ctrl:close-for-a"))

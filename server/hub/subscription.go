@@ -33,12 +33,13 @@ type Subscription struct {
 	channel string          // "" is the root
 	format  message.Format  // copied here so the fan-out reads plain fields
 	filter  *message.Filter // nil passes everything
-	node    *node
-	index   int // position in node.subs; node.mu must be held
+	node    *node           // set once by Subscribe; nil for a puller
+	index   int             // position in node.subs, -1 once out; node.mu must be held
 
 	mu      sync.Mutex
+	head    []byte // the response head, taken before anything else
 	queue   [][]byte
-	queued  int // bytes in queue
+	queued  int // bytes in queue (and early)
 	max     int
 	err     error
 	waiting bool         // the taker found the queue empty and wants a wake
@@ -46,6 +47,30 @@ type Subscription struct {
 	dropped func()       // see SubscribeOptions.Dropped
 	name    string       // how logs call it: its URL path
 	pull    *pullerState // nil but for a puller (push/pull)
+
+	// A held subscription (SubscribeOptions.Held) gives its taker nothing
+	// until Start; meanwhile its engine may Replay history into it. While
+	// held, live frames wait in early with their ids, so that those the
+	// replay also holds can be dropped: replay and live meet with no gap
+	// and no duplicate.
+	held   bool
+	early  []earlyFrame
+	replay replayState
+}
+
+// An earlyFrame is a live frame that arrived while its subscription was
+// held.
+type earlyFrame struct {
+	id    message.ID
+	frame []byte
+}
+
+// replayState is the history a taker gets before the live frames: messages
+// encoded lazily, a batch per Take, so a long replay costs no more memory
+// than a batch of frames.
+type replayState struct {
+	msgs []*message.Message
+	next int
 }
 
 // A puller's state. A full puller's queue refuses a frame instead of
@@ -80,16 +105,17 @@ func (s *Subscription) dropPuller() {
 		return
 	}
 	s.dropLocked()
+	s.hub.slowDisconnect(s) // rare: a stall sweep, under pullMu alone
 }
 
 // dropLocked ends s with ErrSlowConsumer and unlocks s.mu, which must be
-// held; then it logs and counts the drop, unblocks the writer (Dropped)
-// and wakes it to see the end.
+// held; then it counts the drop, unblocks the writer (Dropped) and wakes
+// it to see the end. The caller logs it (slowDisconnect) once it holds no
+// node lock.
 func (s *Subscription) dropLocked() {
-	queued := s.queued
 	s.endLocked(ErrSlowConsumer, s.format.End(ErrSlowConsumer))
 	s.mu.Unlock()
-	s.hub.slowDisconnect(s, queued)
+	s.hub.slow.Add(1)
 	if s.dropped != nil {
 		s.dropped()
 	}
@@ -114,14 +140,27 @@ func (s *Subscription) Name() string {
 // then. The frames come in the queue's storage, and dst's storage becomes the
 // next queue, so a writer that alternates two buffers allocates nothing.
 // When there is nothing to take, dst stays the caller's.
+//
+// The response head comes first, alone, then the replayed history a batch
+// at a time, then the live frames.
 func (s *Subscription) Take(dst [][]byte) ([][]byte, error) {
 	s.mu.Lock()
+	if !s.held {
+		if h := s.head; h != nil {
+			s.head = nil
+			s.mu.Unlock()
+			return append(dst[:0], h), nil
+		}
+		if s.replay.next < len(s.replay.msgs) {
+			return s.takeReplayLocked(dst)
+		}
+	}
 	var written held
 	if p := s.pull; p != nil {
 		written, p.taken, p.held = p.taken, p.held, held{}
 		p.lastTake = time.Now()
 	}
-	if len(s.queue) == 0 {
+	if len(s.queue) == 0 || s.held {
 		err := s.err
 		if err == nil {
 			s.waiting = true
@@ -145,6 +184,81 @@ func (s *Subscription) Take(dst [][]byte) ([][]byte, error) {
 	return out, nil
 }
 
+// replayBatchBytes is about how many body bytes one Take encodes from a
+// replay: enough for one vectored write, little enough that a replay of
+// a thousand large messages is not all in memory at once.
+const replayBatchBytes = 256 << 10
+
+// takeReplayLocked encodes the next batch of the replay, unlocking s.mu
+// first: encoding may take a while and must not hold up a publisher's
+// fan-out, which takes s.mu.
+func (s *Subscription) takeReplayLocked(dst [][]byte) ([][]byte, error) {
+	r := &s.replay
+	start, size := r.next, 0
+	for r.next < len(r.msgs) && (r.next == start || size < replayBatchBytes) {
+		size += len(r.msgs[r.next].Body)
+		r.next++
+	}
+	batch := r.msgs[start:r.next]
+	if r.next == len(r.msgs) {
+		r.msgs, r.next = nil, 0
+	}
+	s.mu.Unlock()
+	out := dst[:0]
+	for _, m := range batch {
+		d := m.Detached() // m's own frames belong to its publisher
+		out = append(out, s.format.Encode(d, d.Channel != s.channel))
+	}
+	return out, nil
+}
+
+// Replay queues msgs, oldest first, before the live frames of a held
+// subscription, and drops the live frames that arrived while it was held
+// with an id up to after or up to the last of msgs: those the replay has,
+// or the client already had. The engine calls it between Subscribe and
+// Start.
+func (s *Subscription) Replay(msgs []*message.Message, after message.ID) {
+	if n := len(msgs); n > 0 && after.Less(msgs[n-1].ID) {
+		after = msgs[n-1].ID
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.replay = replayState{msgs: msgs}
+	kept := s.early[:0]
+	for _, e := range s.early {
+		if after.Less(e.id) {
+			kept = append(kept, e)
+		} else {
+			s.queued -= len(e.frame)
+		}
+	}
+	clear(s.early[len(kept):])
+	s.early = kept
+}
+
+// Start ends a held subscription's hold: head (the response head, known
+// only once the replay was read) goes out first, then the replay, then the
+// live frames. It does nothing to a subscription that is not held.
+func (s *Subscription) Start(head []byte) {
+	s.mu.Lock()
+	if !s.held {
+		s.mu.Unlock()
+		return
+	}
+	s.held = false
+	s.head = head
+	for _, e := range s.early {
+		s.queue = append(s.queue, e.frame)
+	}
+	s.early = nil
+	wake := s.waiting
+	s.waiting = false
+	s.mu.Unlock()
+	if wake {
+		s.wake()
+	}
+}
+
 // releaseHeld returns the cost of every push the puller holds, queued or
 // taken, and forgets it: UnsubscribePull moves those pushes on.
 func (s *Subscription) releaseHeld() held {
@@ -163,6 +277,44 @@ func (s *Subscription) Err() error {
 	return s.err
 }
 
+// A delivery is what became of a frame handed to a subscriber.
+type delivery int
+
+const (
+	refused    delivery = iota // the subscription had ended
+	queued                     // the frame is queued
+	droppedNow                 // the frame overflowed the queue: the subscriber was dropped
+)
+
+// deliver queues a live message's frame for s, with its id while s is
+// held, or drops s (ErrSlowConsumer) if that would pass the byte limit. The
+// caller logs a drop (slowDisconnect) once it holds no node lock.
+func (s *Subscription) deliver(id message.ID, b []byte) delivery {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return refused
+	}
+	if s.queued+len(b) > s.max && s.queued > 0 {
+		s.dropLocked()
+		return droppedNow
+	}
+	s.queued += len(b)
+	if s.held {
+		s.early = append(s.early, earlyFrame{id, b})
+		s.mu.Unlock()
+		return queued
+	}
+	s.queue = append(s.queue, b)
+	wake := s.waiting
+	s.waiting = false
+	s.mu.Unlock()
+	if wake {
+		s.wake()
+	}
+	return queued
+}
+
 // enqueue adds b to the queue, or ends the subscription with ErrSlowConsumer
 // if that would pass the byte limit. It reports whether b was queued. push
 // says b is a pushed message, which a puller holds (see held).
@@ -178,6 +330,7 @@ func (s *Subscription) enqueue(b []byte, push bool) bool {
 			return false // the rotation offers it to the next puller
 		}
 		s.dropLocked()
+		s.hub.slowDisconnect(s)
 		return false
 	}
 	s.queue = append(s.queue, b)
@@ -185,8 +338,10 @@ func (s *Subscription) enqueue(b []byte, push bool) bool {
 	if push {
 		s.pull.held = s.pull.held.plus(heldOf(b))
 	}
-	wake := s.waiting
-	s.waiting = false
+	wake := s.waiting && !s.held
+	if wake {
+		s.waiting = false
+	}
 	s.mu.Unlock()
 	if wake {
 		s.wake()
@@ -229,6 +384,8 @@ func (s *Subscription) endLocked(err error, last []byte) {
 		clear(s.queue)
 		s.queue = s.queue[:0]
 		s.queued = 0
+		s.early = nil
+		s.replay = replayState{}
 	}
 	if last != nil {
 		s.queue = append(s.queue, last)

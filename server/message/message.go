@@ -14,12 +14,15 @@ import (
 // from it. The hub never changes a message after Publish returns, so every
 // subscriber shares the same frame bytes.
 type Message struct {
-	ID      uint64    // assigned by Publish, increasing from 1
+	ID      ID        // assigned when the message is accepted; orders it
 	Channel string    // where it was published, a valid channel name
 	Type    string    // the media type, as given by the publisher
 	Sender  string    // the authenticated publisher, "" when anonymous
 	Body    []byte    // owned by the message once published; never modified
-	Time    time.Time // when it was accepted; set by Publish, PublishExact and Push
+	Time    time.Time // when it was accepted, set with ID
+	// Key is the publisher's Idempotency-Key, "" for none: a retry with the
+	// same key on the same channel is answered with this message's ID.
+	Key string
 
 	frames []frame // built lazily during Publish, one per (format, located)
 
@@ -80,6 +83,25 @@ type Format interface {
 	// ErrSlowConsumer when the hub drops a subscriber. Nil just cuts it.
 	End(err error) []byte
 }
+
+// Detached returns a copy of m's content and id without its frames: a
+// history replay encodes it afresh on the replaying goroutine, while the
+// publisher may still be building m's own frames. The body is shared; no
+// one changes it.
+func (m *Message) Detached() *Message {
+	return &Message{ID: m.ID, Channel: m.Channel, Type: m.Type, Sender: m.Sender, Body: m.Body, Time: m.Time, Key: m.Key}
+}
+
+// Size is what m costs a history store: its body, its strings and a
+// fixed overhead for the rest.
+func (m *Message) Size() int {
+	return len(m.Body) + len(m.Channel) + len(m.Type) + len(m.Sender) + len(m.Key) + 160
+}
+
+// DropFrames forgets m's frames once its fan-out is done, so that a message
+// kept in history holds its body alone. Only the publishing goroutine may
+// call it, after its last Frame.
+func (m *Message) DropFrames() { m.frames = nil }
 
 // Frame returns m's frame in format f, encoding it on first use. A Format may
 // call it to build on another format's frame (a close-delimited part is a
