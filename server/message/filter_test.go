@@ -208,7 +208,7 @@ func TestFilterMemoNeverGivesAnotherMessagesResult(t *testing.T) {
 				if want {
 					typ = "text/plain"
 				}
-				m := &Message{ID: uint64(i + 1), Type: typ} // the same IDs in every goroutine
+				m := &Message{ID: ID{Seq: uint64(i + 1)}, Type: typ} // the same IDs in every goroutine
 				for range 3 {
 					if got := f.Match(m); got != want {
 						t.Errorf("Match(%s) = %v, want %v", typ, got, want)
