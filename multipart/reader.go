@@ -77,8 +77,10 @@ type Part struct {
 // everything up to the boundary, as the C client library read it.
 //
 // Header values are trimmed of surrounding spaces and tabs; header names are
-// matched case-insensitively; headers other than From, Content-Location,
-// Content-Type, Content-Transfer-Encoding and Content-Length are ignored.
+// matched case-insensitively; headers other than Msgbus-Id, From,
+// Content-Location, Content-Type, Content-Transfer-Encoding and
+// Content-Length are ignored. A stream without Msgbus-Id lines (the
+// original C msgbus, or a server without ids) leaves Header.ID empty.
 // Lines before the first delimiter (a preamble) and blank lines between
 // parts are skipped.
 //
@@ -107,7 +109,7 @@ type Reader struct {
 	// The last values seen, so a stream whose parts repeat a header value
 	// (the usual case) costs no allocation per part. fromRaw is From as
 	// sent, from its decoding.
-	from, fromRaw, loc, typ, cte string
+	id, from, fromRaw, loc, typ, cte string
 }
 
 // NewReader returns a Reader of the stream r with boundary. The boundary is
@@ -275,6 +277,11 @@ func (r *Reader) readHeader() (crlf bool, err error) {
 		}
 		value = trimSpace(value)
 		switch {
+		case equalFold(name, "Msgbus-Id"):
+			// Opaque: taken as sent, like Content-Location. Every part has
+			// its own, so this allocates unless a part repeats the last.
+			r.id = intern(r.id, value)
+			r.part.Header.ID = r.id
 		case equalFold(name, "Content-Type"):
 			r.typ = intern(r.typ, value)
 			r.part.Header.ContentType = r.typ

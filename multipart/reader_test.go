@@ -51,9 +51,13 @@ func checkParts(t *testing.T, got, want []readerPart) {
 
 // cPart frames a part as the original C msgbus did (msgbus.c _format_msg):
 // LF line ends, no Content-Length on HTTP/1.1, the body followed straight by
-// the next delimiter.
+// the next delimiter. The original sent no Msgbus-Id; cPart writes one when
+// h has an ID, so the LF framing is checked with ids too.
 func cPart(h Header, body string, withLength bool) string {
 	var b strings.Builder
+	if h.ID != "" {
+		b.WriteString("Msgbus-Id: " + h.ID + "\n")
+	}
 	if h.From != "" {
 		b.WriteString("From: " + h.From + "\n")
 	}
@@ -69,9 +73,10 @@ func cPart(h Header, body string, withLength bool) string {
 }
 
 var readerTestParts = []readerPart{
-	{Header{ContentType: "text/plain"}, 5, "hello"},
-	{Header{From: "alice", ContentLocation: "/msgbus/a/b", ContentType: "text/html; charset=utf-8"}, 0, ""},
-	{Header{ContentType: "application/octet-stream"}, 0, "\r\n--00MsgBus00\r\n--00MsgBus00--\r\n\x00\xff"},
+	{Header{ID: "1733313600123-4", ContentType: "text/plain"}, 5, "hello"},
+	{Header{ID: "1733313600123-5", From: "alice", ContentLocation: "/msgbus/a/b", ContentType: "text/html; charset=utf-8"}, 0, ""},
+	{Header{ID: "x_Y.z:9", ContentType: "application/octet-stream"}, 0, "\r\n--00MsgBus00\r\n--00MsgBus00--\r\n\x00\xff"},
+	// No id: a server that sends none, as the original.
 	{Header{ContentLocation: "/msgbus/x", ContentType: "image/png"}, 0, strings.Repeat("png\n", 5000)},
 }
 
@@ -212,7 +217,7 @@ func TestReaderParsesRecordedCMsgbusStreams(t *testing.T) {
 
 func TestReaderToleratesPreambleBlankLinesAndCase(t *testing.T) {
 	stream := "this is a preamble\r\nstill\r\n\r\n--00MsgBus00   \r\n" +
-		"content-type:text/plain\r\nFROM:   bob \t\r\nX-Other: ignored\r\ncontent-length: 2\r\n\r\nhi\r\n" +
+		"content-type:text/plain\r\nFROM:   bob \t\r\nX-Other: ignored\r\nmsgbus-ID:\t 17-0 \r\ncontent-length: 2\r\n\r\nhi\r\n" +
 		"\r\n\n--00MsgBus00\r\nContent-Type: a/b\r\n\r\nno length\r\n--00MsgBus00--\r\n" +
 		"epilogue is never read"
 	got, err := readAllParts(t, NewReader(strings.NewReader(stream), Boundary))
@@ -220,7 +225,7 @@ func TestReaderToleratesPreambleBlankLinesAndCase(t *testing.T) {
 		t.Fatalf("err = %v, want io.EOF", err)
 	}
 	checkParts(t, got, []readerPart{
-		{Header{From: "bob", ContentType: "text/plain"}, 2, "hi"},
+		{Header{ID: "17-0", From: "bob", ContentType: "text/plain"}, 2, "hi"},
 		// CRLF framing: the CRLF before the delimiter belongs to it.
 		{Header{ContentType: "a/b"}, -1, "no length"},
 	})
@@ -265,6 +270,46 @@ func TestReaderReportsBrokenStreams(t *testing.T) {
 				t.Fatalf("err = %v, want a FormatError %q", err, tt.format)
 			}
 		})
+	}
+}
+
+// TestReaderGivesEachPartItsOwnID reads ids wherever they stand among the
+// headers, and an id never carries over to a part that has none.
+func TestReaderGivesEachPartItsOwnID(t *testing.T) {
+	stream := "--00MsgBus00\r\nMsgbus-Id: 1-0\r\nContent-Type: t\r\nContent-Length: 1\r\n\r\na\r\n" +
+		"--00MsgBus00\r\nContent-Type: t\r\nMsgbus-Id: 1-1\r\nContent-Length: 1\r\n\r\nb\r\n" +
+		"--00MsgBus00\r\nContent-Type: t\r\nContent-Length: 1\r\n\r\nc\r\n" +
+		"--00MsgBus00\r\nMsgbus-Id: 1-1\r\nContent-Type: t\r\nContent-Length: 1\r\n\r\nd\r\n" +
+		"--00MsgBus00--\r\n"
+	got, err := readAllParts(t, NewReader(strings.NewReader(stream), Boundary))
+	if err != io.EOF {
+		t.Fatalf("err = %v, want io.EOF", err)
+	}
+	checkParts(t, got, []readerPart{
+		{Header{ID: "1-0", ContentType: "t"}, 1, "a"},
+		{Header{ID: "1-1", ContentType: "t"}, 1, "b"},
+		{Header{ContentType: "t"}, 1, "c"},
+		{Header{ID: "1-1", ContentType: "t"}, 1, "d"},
+	})
+}
+
+func TestReaderNextPartAllocatesOnlyTheID(t *testing.T) {
+	var stream []byte
+	for i := range 200 {
+		h := Header{ID: "1733313600123-" + strconv.Itoa(i), From: "alice", ContentLocation: "/msgbus/flood", ContentType: "text/plain"}
+		stream = AppendPart(stream, Boundary, h, []byte("a body of some length"))
+	}
+	r := NewReader(bytes.NewReader(stream), Boundary)
+	if _, err := r.NextPart(); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := r.NextPart(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 1 {
+		t.Fatalf("NextPart allocates %.1f times per part with a new id, want 1 (the id)", allocs)
 	}
 }
 
@@ -313,6 +358,7 @@ func FuzzReader(f *testing.F) {
 	f.Add([]byte("--00MsgBus00\nFrom: x\nContent-Type: t\n\nhello--00MsgBus00\nContent-Type: u\n\n--00MsgBus00\n"))
 	f.Add([]byte("pre\n--00MsgBus00\r\nContent-Length: 3\r\n\r\nabc--00MsgBus00--"))
 	f.Add([]byte("--00MsgBus00\r\n\r\n\r\n--00MsgBus00--\r\n"))
+	f.Add([]byte("--00MsgBus00\r\nMsgbus-Id: 1733313600123-4\r\nContent-Type: t\r\nContent-Length: 2\r\n\r\nhi\r\n--00MsgBus00\r\nmsgbus-id:\r\n\r\n"))
 	for _, name := range []string{"testdata/c-msgbus-root-http10.txt", "testdata/c-msgbus-root-http11.txt"} {
 		if b, err := os.ReadFile(name); err == nil {
 			f.Add(b)
@@ -340,18 +386,19 @@ func FuzzReader(f *testing.F) {
 // FuzzReaderRoundTrip writes parts with the Writer (and in the C server's
 // framing) and reads them back.
 func FuzzReaderRoundTrip(f *testing.F) {
-	f.Add("alice", "/msgbus/a", "text/plain", []byte("hello"), 3)
-	f.Add("", "", "", []byte(""), 1)
-	f.Add("", "/msgbus/x", "application/octet-stream", []byte("\r\n--00MsgBus00\r\n"), 2)
-	f.Add(" bob ", "", "a/b", []byte("--00MsgBus00--"), 1)
-	f.Add("eve\r\nFrom: admin\u2028%", "/msgbus/a%20b", "t", []byte("x--00MsgBus00"), 2)
-	f.Fuzz(func(t *testing.T, from, loc, typ string, body []byte, n int) {
-		h := Header{From: from, ContentLocation: loc, ContentType: typ}
+	f.Add("1733313600123-4", "alice", "/msgbus/a", "text/plain", []byte("hello"), 3)
+	f.Add("", "", "", "", []byte(""), 1)
+	f.Add("7", "", "/msgbus/x", "application/octet-stream", []byte("\r\n--00MsgBus00\r\n"), 2)
+	f.Add(" a:b ", " bob ", "", "a/b", []byte("--00MsgBus00--"), 1)
+	f.Add("x_y.z", "eve\r\nFrom: admin\u2028%", "/msgbus/a%20b", "t", []byte("x--00MsgBus00"), 2)
+	f.Fuzz(func(t *testing.T, id, from, loc, typ string, body []byte, n int) {
+		h := Header{ID: id, From: from, ContentLocation: loc, ContentType: typ}
 		if !h.Valid() {
 			return
 		}
 		n = 1 + (n&0xff)%4
 		want := readerPart{Header{
+			ID:              strings.Trim(id, " \t"),
 			From:            from, // percent-encoded, edge spaces too
 			ContentLocation: strings.Trim(loc, " \t"),
 			ContentType:     strings.Trim(typ, " \t"),
