@@ -1,20 +1,62 @@
 // Package client is the Go client of a msgbus server: Publish sends a
-// message to a channel, Subscribe reads a channel's multipart stream as
-// Messages and reconnects when the stream breaks.
+// message to a channel, retrying safely; Subscribe reads a channel's
+// multipart stream as Messages and, when the stream breaks, reconnects and
+// resumes after the last message it received; History pages through what
+// the server retained (server/PROTOCOL.md §6).
 //
 // A Client talks to one server. It is safe for concurrent use; create one
 // and share it. Publishes reuse a pool of keep-alive connections; each
 // Subscription holds a connection of its own.
+//
+// # Naming
+//
+// The HTTP forms are verbs named after what they do: Publish, Subscribe
+// (a *Subscription), History. The WebSocket patterns are named after
+// their paths (Bus, Pub, Sub, Push, Pull on /bus/, /pub/, /sub/, /push/,
+// /pull/) and return a value named after its role. Every form that
+// receives is a Receiver: Next(ctx) waits for the next Message, bounded
+// by ctx without ending anything, and Close ends it, after which Next (and
+// Send) return ErrClosed. Options that mean the same thing have the same
+// names in SubscribeOptions and WSOptions (Type, Sender, Since, Last).
+//
+// # Ids
+//
+// A message's id (Message.ID, Published.ID) is an opaque token the server
+// chose. Store it and give it back (SubscribeOptions.Since,
+// HistoryOptions.Before and After); do not parse it or compare its order.
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+)
+
+// ErrClosed is what Next and Send return after Close, on a Subscription
+// and on every WebSocket pattern alike.
+var ErrClosed = errors.New("client: closed")
+
+// A Receiver is what every receiving form has in common: a Subscription
+// (HTTP), and the WebSocket Subscriber, Puller and Peer. Next returns the
+// next message; its ctx bounds the wait only (the connection stays), and
+// once the receiver has ended, Next returns why from every call. Close ends
+// the receiver; Next then returns ErrClosed.
+type Receiver interface {
+	Next(ctx context.Context) (Message, error)
+	Close() error
+}
+
+var (
+	_ Receiver = (*Subscription)(nil)
+	_ Receiver = (*Subscriber)(nil)
+	_ Receiver = (*Puller)(nil)
+	_ Receiver = (*Peer)(nil)
 )
 
 // Defaults for the zero values of Config.
@@ -22,6 +64,9 @@ const (
 	DefaultMinBackoff   = 100 * time.Millisecond
 	DefaultMaxBackoff   = 10 * time.Second
 	DefaultMaxIdleConns = 64
+	// DefaultPublishAttempts is how many times Publish sends a message
+	// before it gives up, when Config.PublishAttempts is zero.
+	DefaultPublishAttempts = 5
 )
 
 // Config configures a Client.
@@ -46,7 +91,15 @@ type Config struct {
 	// wait drawn at random from its upper half (jitter), so subscribers that
 	// lost the same server do not all come back at once. Zero means
 	// DefaultMinBackoff (100ms) and DefaultMaxBackoff (10s).
+	//
+	// Publish waits the same way between its attempts, unless the server
+	// said how long with Retry-After.
 	MinBackoff, MaxBackoff time.Duration
+	// PublishAttempts caps how many times Publish sends one message: after
+	// a failure to reach the server or a 503 it tries again, with the same
+	// Idempotency-Key, so the server publishes it once. Zero means
+	// DefaultPublishAttempts (5); 1 never retries.
+	PublishAttempts int
 }
 
 // A Client publishes to and subscribes at one msgbus server.
@@ -57,6 +110,7 @@ type Client struct {
 	ownsHTTP   bool
 	minBackoff time.Duration
 	maxBackoff time.Duration
+	attempts   int // per publish
 }
 
 // New checks cfg and returns a Client. It does not connect.
@@ -80,6 +134,10 @@ func New(cfg Config) (*Client, error) {
 		http:       cfg.HTTPClient,
 		minBackoff: cfg.MinBackoff,
 		maxBackoff: cfg.MaxBackoff,
+		attempts:   cfg.PublishAttempts,
+	}
+	if c.attempts <= 0 {
+		c.attempts = DefaultPublishAttempts
 	}
 	if cfg.Password != "" || cfg.User != "" {
 		req := &http.Request{Header: http.Header{}}
@@ -120,16 +178,49 @@ func (c *Client) Close() error {
 	return nil
 }
 
+// backoff returns the wait before retry number attempt (0 for the first
+// retry): MinBackoff doubled per attempt up to MaxBackoff, drawn from the
+// upper half of that (jitter).
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.minBackoff
+	for i := 0; i < attempt && d < c.maxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, c.maxBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits d, or until ctx ends, and reports whether it waited it all.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // busPath is the escaped URL path of channel on the bus, as the server
 // writes it in Content-Location: "/msgbus/a%20b/c". The root is "/msgbus/".
 func busPath(channel string) string {
 	return (&url.URL{Path: "/msgbus/" + channel}).EscapedPath()
 }
 
-// url returns the server's URL of channel, with query.
+// url returns the server's URL of channel on the bus.
 func (c *Client) url(channel string) string {
+	return c.urlAt("/msgbus/", channel, nil)
+}
+
+// urlAt returns the server's URL of channel under prefix ("/msgbus/",
+// "/history/"), with query q (which may be nil).
+func (c *Client) urlAt(prefix, channel string, q url.Values) string {
 	u := *c.base
-	u.Path = "/msgbus/" + channel
+	u.Path = prefix + channel
+	if len(q) > 0 {
+		u.RawQuery = q.Encode()
+	}
 	return u.String()
 }
 
@@ -146,7 +237,7 @@ func channelOf(location string) (string, bool) {
 // A StatusError is a server's refusal: the status it answered and the
 // one-line reason it gave.
 type StatusError struct {
-	Op         string // "publish" or "subscribe"
+	Op         string // "publish", "subscribe", "history", or a WebSocket pattern"
 	Path       string // the request's path, e.g. "/msgbus/news"
 	StatusCode int    // e.g. 401
 	Status     string // e.g. "401 Unauthorized"
@@ -163,7 +254,9 @@ func (e *StatusError) Error() string {
 
 // Temporary reports whether trying again later may succeed: the server
 // was busy or shutting down (5xx), timed out (408) or asked to slow down
-// (429). A Subscription reconnects after those and gives up on the others.
+// (429). A Subscription reconnects after those and gives up on the others;
+// Publish tries again after a 503 only (the other answers say the server
+// did not take the message, or may have).
 func (e *StatusError) Temporary() bool {
 	return e.StatusCode >= 500 || e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests
 }
@@ -195,7 +288,7 @@ func opError(op, path string, err error) error {
 
 // An OpError is a failure to reach the server or to read its answer.
 type OpError struct {
-	Op   string // "publish" or "subscribe"
+	Op   string // "publish", "subscribe", "history", or a WebSocket pattern
 	Path string // the request's path
 	Err  error
 }

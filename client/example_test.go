@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"strings"
 	"time"
 
 	"github.com/msgbus/msgbus/client"
@@ -65,7 +66,7 @@ func ExampleClient_Subscribe() {
 	c.Publish(ctx, "example/news", "image/png", []byte("\x89PNG")) // filtered out
 	c.Publish(ctx, "example/news/sport", "text/plain; charset=utf-8", []byte("goal"))
 	for range 2 {
-		m, err := sub.Next()
+		m, err := sub.Next(ctx)
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -94,7 +95,7 @@ func ExampleSubscription_Next() {
 	// Next reconnects by itself when the stream breaks; it returns an
 	// error only when the subscription is over.
 	for {
-		m, err := sub.Next()
+		m, err := sub.Next(ctx)
 		if errors.Is(err, context.Canceled) {
 			fmt.Println("done")
 			return
@@ -121,7 +122,79 @@ func ExampleSubscription_Close() {
 		log.Fatal(err)
 	}
 	sub.Close()
-	_, err = sub.Next()
-	fmt.Println(err)
-	// Output: client: subscription closed
+	_, err = sub.Next(context.Background())
+	fmt.Println(err, errors.Is(err, client.ErrClosed))
+	// Output: client: closed true
+}
+
+func ExampleClient_History() {
+	c, err := client.New(client.Config{URL: busURL})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	for _, s := range []string{"one", "two", "three", "four", "five"} {
+		c.Publish(ctx, "example/history", "text/plain", []byte(s))
+	}
+
+	// Page back from the newest, two at a time: each page is oldest
+	// first, and the first message's ID asks for the page before it.
+	opts := &client.HistoryOptions{Limit: 2}
+	for {
+		page, err := c.History(ctx, "example/history", opts)
+		if err != nil {
+			log.Fatal(err)
+		}
+		var line []string
+		for _, m := range page.Messages {
+			line = append(line, string(m.Body))
+		}
+		fmt.Println(strings.Join(line, " "))
+		if !page.More {
+			break
+		}
+		opts.Before = page.Messages[0].ID
+	}
+	// Output:
+	// four five
+	// two three
+	// one
+}
+
+func ExampleSubscribeOptions_since() {
+	c, err := client.New(client.Config{URL: busURL})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	// A reader that kept the id of the last message it handled (here, the
+	// answer to a publish) resumes after it, even in another process.
+	seen, err := c.Publish(ctx, "example/since", "text/plain", []byte("handled"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	c.Publish(ctx, "example/since", "text/plain", []byte("missed while away"))
+
+	sub, err := c.Subscribe(ctx, "example/since", &client.SubscribeOptions{Since: seen.ID})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sub.Close()
+	c.Publish(ctx, "example/since", "text/plain", []byte("live"))
+	fmt.Println("recovered:", sub.Recovered())
+	for range 2 {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(string(m.Body))
+	}
+	// Output:
+	// recovered: true
+	// missed while away
+	// live
 }

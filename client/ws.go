@@ -27,7 +27,9 @@ import (
 //
 // They do not reconnect: when the server ends one (shutdown, too slow,
 // backlog full), Send or Next returns a *CloseError that says why, and the
-// caller opens a new one if it wants to go on.
+// caller opens a new one if it wants to go on. A frame carries the body
+// alone, so a Message received over a WebSocket has no ID: a Subscriber
+// that must resume by itself is better made with Subscribe.
 
 // Defaults for the zero values of WSOptions.
 const (
@@ -38,8 +40,10 @@ const (
 // frame before it drops the connection.
 const closeWait = time.Second
 
-// ErrConnClosed is what Send and Next return after Close.
-var ErrConnClosed = errors.New("client: websocket closed")
+// ErrConnClosed is ErrClosed, its old name for the WebSocket patterns.
+//
+// Deprecated: use ErrClosed, which every form returns after Close.
+var ErrConnClosed = ErrClosed
 
 // A FrameType says whether a WebSocket message is text or binary. The
 // server gives a text frame the type "text/plain; charset=utf-8" and a
@@ -69,6 +73,13 @@ type WSOptions struct {
 	Type, Sender string
 	// Echo makes a Bus Peer receive its own messages too (?echo=1).
 	Echo bool
+	// Since and Last, for a Subscriber only, ask the server to replay
+	// retained messages first, as SubscribeOptions.Since and Last do
+	// (?since=, ?last=); Subscriber.Recovered then says whether nothing
+	// after Since was missing. Frames carry no id, so the id to give Since
+	// comes from elsewhere: History, a Published, or a Subscription.
+	Since string
+	Last  int
 	// Origin is sent as the handshake's Origin header. A server run with
 	// --allow-origin refuses a WebSocket without a matching Origin (401,
 	// "Origin check failed"); a backend talking to such a server sets it to
@@ -182,7 +193,7 @@ func (p *Publisher) Topic() string { return p.c.topic }
 // A nil error means the frame was written, not that the server took it.
 // Once the connection has ended, Send returns why: a *CloseError from the
 // server, an *OpError for a broken connection, the cause of ctx given to
-// Pub, or ErrConnClosed after Close. If ctx ends while the frame is being
+// Pub, or ErrClosed after Close. If ctx ends while the frame is being
 // written, the connection is dropped, as half a frame cannot be taken
 // back.
 func (p *Publisher) Send(ctx context.Context, t FrameType, body []byte) error {
@@ -197,10 +208,13 @@ func (p *Publisher) Send(ctx context.Context, t FrameType, body []byte) error {
 func (p *Publisher) Close() error { return p.c.Close() }
 
 // A Subscriber receives the messages of a channel and of the channels below
-// it, like a Subscription. A WebSocket frame does not carry the channel,
+// it, like a Subscription. A WebSocket frame does not carry the id, channel,
 // type or sender of its message: every Message has the subscribed channel,
-// TextType or BinaryType, and no Sender.
-type Subscriber struct{ c *wsConn }
+// TextType or BinaryType, no Sender and no ID.
+type Subscriber struct {
+	c         *wsConn
+	recovered bool
+}
 
 // Sub subscribes to channel ("" is the root: every channel) with the
 // filters of opts, which may be nil. It returns once the server has
@@ -210,8 +224,13 @@ func (c *Client) Sub(ctx context.Context, channel string, opts *WSOptions) (*Sub
 	if err != nil {
 		return nil, err
 	}
-	return &Subscriber{w}, nil
+	return &Subscriber{c: w, recovered: w.recovered}, nil
 }
+
+// Recovered reports whether the server still had every message after
+// WSOptions.Since (the handshake's Msgbus-Recovered); true when no Since
+// was given.
+func (s *Subscriber) Recovered() bool { return s.recovered }
 
 // Topic returns the subscribed channel.
 func (s *Subscriber) Topic() string { return s.c.topic }
@@ -304,6 +323,8 @@ type wsConn struct {
 	err    error       // why the connection ended; the first reason wins
 	closed *CloseError // the server's close frame, unless an echo of ours
 	sent   int         // the code of our close frame, once sent
+
+	recovered bool // the handshake's Msgbus-Recovered, see recoveredFrom
 }
 
 // dialWS opens the WebSocket of pattern op on topic.
@@ -330,6 +351,12 @@ func (c *Client) dialWS(ctx context.Context, op, topic string, opts *WSOptions, 
 	}
 	if op == "bus" && o.Echo {
 		q.Set("echo", "1")
+	}
+	resumed := op == "sub" && o.Since != ""
+	if resumed {
+		q.Set("since", o.Since)
+	} else if op == "sub" && o.Last > 0 {
+		q.Set("last", strconv.Itoa(o.Last))
 	}
 	u.RawQuery = q.Encode()
 	path := u.EscapedPath()
@@ -359,6 +386,7 @@ func (c *Client) dialWS(ctx context.Context, op, topic string, opts *WSOptions, 
 	w := &wsConn{
 		op: op, path: path, topic: topic, conn: conn, receives: receives, readTimeout: o.ReadTimeout,
 		msgs: make(chan Message), quit: make(chan struct{}), done: make(chan struct{}),
+		recovered: recoveredFrom(resp.Header, resumed, true),
 	}
 	conn.SetPingHandler(w.pong)
 	w.stopCtx = context.AfterFunc(ctx, func() { w.abort(context.Cause(ctx)) })
@@ -519,7 +547,7 @@ func (w *wsConn) Close() error {
 	w.mu.Lock()
 	byUs := w.err == nil
 	if byUs {
-		w.err = ErrConnClosed
+		w.err = ErrClosed
 	}
 	w.mu.Unlock()
 	w.stopReceiving()

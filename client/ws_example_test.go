@@ -72,7 +72,7 @@ func ExampleClient_Pub() {
 	defer pub.Close()
 
 	pub.Send(ctx, client.TextFrame, []byte("goal"))
-	m, err := sub.Next()
+	m, err := sub.Next(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -89,7 +89,7 @@ func TestBusPeerDoesNotHearItselfUnlessEcho(t *testing.T) {
 	// a did not hear itself: what it hears next is e.
 	m := wsNext(t, a)
 	wantBody(t, m, client.BinaryType, "\x00from e")
-	if m.Channel != "room" || m.Sender != "" || m.ID != 0 {
+	if m.Channel != "room" || m.Sender != "" || m.ID != "" {
 		t.Fatalf("message %+v: want channel room, no sender, no id", m)
 	}
 
@@ -177,8 +177,8 @@ func TestPushGoesRoundRobinAcrossPullers(t *testing.T) {
 	if got := string(wsNext(t, p2).Body) + string(wsNext(t, p2).Body); got != "45" {
 		t.Fatalf("remaining puller got %q, want 45", got)
 	}
-	if _, err := p1.Next(ctx); err != client.ErrConnClosed {
-		t.Fatalf("Next after Close = %v, want ErrConnClosed", err)
+	if _, err := p1.Next(ctx); err != client.ErrClosed {
+		t.Fatalf("Next after Close = %v, want ErrClosed", err)
 	}
 }
 
@@ -339,8 +339,8 @@ func TestCancelEndsNextAndLeavesNothing(t *testing.T) {
 	if err := push.Close(); err != nil {
 		t.Fatalf("Close = %v", err)
 	}
-	if err := push.Send(testContext(t), client.BinaryFrame, nil); err != client.ErrConnClosed {
-		t.Fatalf("Send after Close = %v, want ErrConnClosed", err)
+	if err := push.Send(testContext(t), client.BinaryFrame, nil); err != client.ErrClosed {
+		t.Fatalf("Send after Close = %v, want ErrClosed", err)
 	}
 }
 

@@ -224,7 +224,7 @@ func next(t *testing.T, sub *client.Subscription) client.Message {
 	}
 	ch := make(chan result, 1)
 	go func() {
-		m, err := sub.Next()
+		m, err := sub.Next(context.Background())
 		ch <- result{m, err}
 	}()
 	select {

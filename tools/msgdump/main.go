@@ -46,8 +46,9 @@ func newApp() *cli.App {
 			"empty for an anonymous sender. On a terminal, control characters in a body are shown escaped (\\x1b)\n" +
 			"and a body that is not UTF-8 text as a hex dump of its start; piped or redirected, bodies are written\n" +
 			"byte for byte. --json writes one JSON object per line instead, shaped as a message of the server's\n" +
-			"/history, with time the time of receipt. Without -c, every channel. Reconnects when the stream breaks\n" +
-			"and says so on stderr when it is back; Ctrl-C ends.\n\n" +
+			"/history (its id included), with time the time of receipt. Without -c, every channel. Reconnects when\n" +
+			"the stream breaks, resuming after the last message it printed, and says so on stderr when it is back\n" +
+			"(and when the server could not replay all that was published meanwhile); Ctrl-C ends.\n\n" +
 			"   msgdump -c news\n" +
 			"   msgdump -t 'image/*' -x -u http://bus.example:8888\n" +
 			"   msgdump -c chat --sender '!bot*,*' -n 1\n" +
@@ -92,9 +93,12 @@ func run(c *cli.Context) error {
 			out.Flush()
 			fmt.Fprintf(os.Stderr, "msgdump: %v; reconnecting in %v\n", err, wait.Round(time.Millisecond))
 		},
-		OnReconnected: func(attempts int, down time.Duration) {
+		OnReconnected: func(r client.Reconnected) {
 			fmt.Fprintf(os.Stderr, "msgdump: reconnected to %s/msgbus/%s after %s, %v without a stream\n",
-				cl.URL(), channel, msgfmt.Count(attempts, "attempt"), down.Round(time.Millisecond))
+				cl.URL(), channel, msgfmt.Count(r.Attempts, "attempt"), r.Down.Round(time.Millisecond))
+			if !r.Recovered {
+				fmt.Fprintln(os.Stderr, "msgdump: messages published meanwhile may be missing: the server could not replay them all")
+			}
 		},
 	})
 	if err != nil {
@@ -110,7 +114,7 @@ func run(c *cli.Context) error {
 	}
 	count := c.Int(toolflags.CountName)
 	for n := 0; count <= 0 || n < count; n++ {
-		m, err := sub.Next()
+		m, err := sub.Next(ctx)
 		if errors.Is(err, context.Canceled) {
 			return nil // Ctrl-C
 		}
@@ -140,7 +144,10 @@ func (p *printer) print(m client.Message) error {
 	if p.json != nil {
 		return p.json.Encode(msgfmt.NewJSONMessage(m, time.Now()))
 	}
-	p.out.WriteString(msgfmt.HeaderLine(m))
+	// The line stays as the README shows it, without the id: --json has it.
+	line := m
+	line.ID = ""
+	p.out.WriteString(msgfmt.HeaderLine(line))
 	p.out.WriteByte('\n')
 	if p.quiet {
 		return nil

@@ -10,7 +10,6 @@ import (
 	"mime"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -114,7 +113,7 @@ func run(c *cli.Context) error {
 		last = p
 		deliveries += p.Subscribers
 		if asJSON {
-			r := result{ID: strconv.FormatUint(p.ID, 10), Channel: channel, Type: typ, Size: len(body), Subscribers: p.Subscribers}
+			r := result{ID: p.ID, Channel: channel, Type: typ, Size: len(body), Subscribers: p.Subscribers}
 			if err := enc.Encode(r); err != nil {
 				return err
 			}
@@ -124,10 +123,10 @@ func run(c *cli.Context) error {
 		return nil
 	}
 	if count == 1 {
-		fmt.Fprintf(os.Stderr, "msgsend: published %s of %s to %s as id %d, reaching %s\n",
+		fmt.Fprintf(os.Stderr, "msgsend: published %s of %s to %s as id %s, reaching %s\n",
 			msgfmt.Count(len(body), "byte"), typ, channel, first.ID, msgfmt.Count(first.Subscribers, "subscriber"))
 	} else {
-		fmt.Fprintf(os.Stderr, "msgsend: published %s of %s each, of %s, to %s as ids %d to %d, %s in all\n",
+		fmt.Fprintf(os.Stderr, "msgsend: published %s of %s each, of %s, to %s as ids %s to %s, %s in all\n",
 			msgfmt.Count(count, "message"), msgfmt.Count(len(body), "byte"), typ, channel, first.ID, last.ID,
 			msgfmt.Count(deliveries, "delivery"))
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -161,9 +162,12 @@ func run(c *cli.Context) error {
 }
 
 // work publishes from one worker until the count is claimed or ctx ends.
-// A publish the server refused is tried again (after a pause) under the
-// same sequence number; one whose answer was lost counts as sent, since it
-// may have been delivered. Ten failures in a row end the worker.
+// The client retries a publish by itself (a lost answer, a 503), with one
+// Idempotency-Key, so the server publishes it once. When it still fails,
+// a publish that surely did not reach the server (refused, or the
+// connection could not be made) is tried again (after a pause) under the
+// same sequence number; any other counts as sent, since it may have been
+// delivered. Ten failures in a row end the worker.
 func (p *pub) work(ctx context.Context, w uint32, start time.Time) {
 	var interval time.Duration
 	if p.rate > 0 {
@@ -194,9 +198,8 @@ func (p *pub) work(ctx context.Context, w uint32, start time.Time) {
 			}
 			p.fail(err)
 			failures++
-			var se *client.StatusError
-			if errors.As(err, &se) {
-				p.claimed.Add(-1) // not published: send it again
+			if notPublished(err) {
+				p.claimed.Add(-1) // send it again
 			} else {
 				seq++
 			}
@@ -209,6 +212,14 @@ func (p *pub) work(ctx context.Context, w uint32, start time.Time) {
 		p.sent.Add(1)
 		p.reached.Add(int64(res.Subscribers))
 	}
+}
+
+// notPublished reports whether a failed publish surely did not publish:
+// the server refused it, or no connection to it could be made.
+func notPublished(err error) bool {
+	var se *client.StatusError
+	var ne *net.OpError
+	return errors.As(err, &se) || errors.As(err, &ne) && ne.Op == "dial"
 }
 
 func (p *pub) fail(err error) {

@@ -35,12 +35,16 @@ func newApp(action cli.ActionFunc) *cli.App {
 	return &cli.App{
 		Name:      "test-sub",
 		Usage:     "hold N subscriptions and check test-pub's messages (the load benchmark's receiver)",
-		UsageText: "test-sub [-c CHANNEL] [-t TYPES] [-N SUBSCRIBERS] [-n COUNT] [-d DURATION] [--idle DURATION] [--json] [-u URL]",
+		UsageText: "test-sub [-c CHANNEL] [-t TYPES] [-N SUBSCRIBERS] [-n COUNT] [-d DURATION] [--idle DURATION] [--check-ids] [--json] [-u URL]",
 		Description: "Subscribes -N times, then counts every delivery until each subscriber has -n distinct messages,\n" +
 			"-d has passed, nothing arrived for --idle, or Ctrl-C. Reports deliveries/s (first to last delivery),\n" +
 			"latency percentiles (send to receipt), and messages lost, duplicated and reordered per subscriber.\n" +
 			"The report goes to stdout (one JSON object with --json); progress and errors go to stderr.\n" +
-			"Exits 2 when any was lost, duplicated or reordered.\n\n" +
+			"A subscription whose stream breaks (a server restart, a network failure) reconnects and resumes after\n" +
+			"the last message it received, so what the server retained meanwhile is not lost. --check-ids also\n" +
+			"checks that every message carries its id (Msgbus-Id) and counts the reconnects after which the server\n" +
+			"could not promise that nothing was missing (Msgbus-Recovered: false); the sequence numbers say whether\n" +
+			"something was. Exits 2 when any was lost, duplicated or reordered, or with --check-ids had no id.\n\n" +
 			"   test-sub -N 100 -n 10000 --json &\n" +
 			"   test-pub -n 10000\n" +
 			"   test-sub -c flood -N 1000 -d 30s",
@@ -55,6 +59,7 @@ func newApp(action cli.ActionFunc) *cli.App {
 			&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop after `DURATION` (0: no limit)"},
 			&cli.DurationFlag{Name: "idle", Usage: "stop when nothing arrived for `DURATION` after the first message (0: no limit)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no live progress line"},
+			&cli.BoolFlag{Name: "check-ids", Usage: "require an id on every message; report reconnects that were not recovered"},
 		),
 		Action: action,
 	}
@@ -70,7 +75,8 @@ type subscriber struct {
 	distinct  atomic.Uint64
 	missing   atomic.Uint64
 	foreign   atomic.Uint64
-	first     atomic.Int64 // unix ns of the first and last delivery
+	withoutID atomic.Uint64 // load messages without an id
+	first     atomic.Int64  // unix ns of the first and last delivery
 	last      atomic.Int64
 }
 
@@ -79,6 +85,9 @@ type subRun struct {
 	subs       []*subscriber
 	lat        load.Histogram
 	reconnects atomic.Int64
+	// resumed counts streams back after a break, unrecovered those after
+	// which the server could not replay everything (Msgbus-Recovered: false).
+	resumed, unrecovered atomic.Int64
 }
 
 type report struct {
@@ -93,6 +102,14 @@ type report struct {
 	ElapsedS    float64      `json:"elapsed_s"`
 	PerSecond   float64      `json:"deliveries_per_second"`
 	Latency     latencyMilli `json:"latency_ms"`
+	IDs         *idReport    `json:"ids,omitempty"` // with --check-ids
+}
+
+// idReport is what --check-ids adds to the report.
+type idReport struct {
+	WithoutID   uint64 `json:"without_id"`  // load messages that carried no id
+	Resumed     int64  `json:"resumed"`     // streams that came back after a break
+	Unrecovered int64  `json:"unrecovered"` // of those, with Msgbus-Recovered: false
 }
 
 type latencyMilli struct {
@@ -111,7 +128,7 @@ func run(args []string) (bad bool, err error) {
 		if e != nil {
 			return e
 		}
-		rep := r.report(c.String("channel"))
+		rep := r.report(c.String("channel"), c.Bool("check-ids"))
 		if c.Bool("json") {
 			json.NewEncoder(os.Stdout).Encode(rep)
 		} else {
@@ -122,8 +139,12 @@ func run(args []string) (bad bool, err error) {
 				rep.ElapsedS, rep.PerSecond,
 				rep.Lost, rep.Duplicated, rep.Reordered, rep.Foreign, rep.Reconnects,
 				rep.Latency.P50, rep.Latency.P90, rep.Latency.P99, rep.Latency.Max)
+			if ids := rep.IDs; ids != nil {
+				fmt.Printf("test-sub: ids: %s without an id; %d of %s not recovered\n",
+					msgfmt.Count(int(ids.WithoutID), "message"), ids.Unrecovered, msgfmt.Count(int(ids.Resumed), "resumed stream"))
+			}
 		}
-		bad = rep.Lost+rep.Duplicated+rep.Reordered > 0
+		bad = rep.Lost+rep.Duplicated+rep.Reordered > 0 || rep.IDs != nil && rep.IDs.WithoutID > 0
 		return nil
 	}).Run(args)
 	return bad, err
@@ -152,6 +173,12 @@ func subscribeAll(c *cli.Context) (*subRun, error) {
 		Type:        c.String(toolflags.TypeName),
 		ReuseBody:   true,
 		OnReconnect: func(error, time.Duration) { r.reconnects.Add(1) },
+		OnReconnected: func(rc client.Reconnected) {
+			r.resumed.Add(1)
+			if !rc.Recovered {
+				r.unrecovered.Add(1)
+			}
+		},
 	}
 	var (
 		wg    sync.WaitGroup
@@ -210,7 +237,8 @@ func subscribeAll(c *cli.Context) (*subRun, error) {
 func (r *subRun) receive(i int, s *subscriber) {
 	defer s.sub.Close()
 	for {
-		m, err := s.sub.Next()
+		// The subscription's own context ends it; Next need not time out.
+		m, err := s.sub.Next(context.Background())
 		if err != nil {
 			return
 		}
@@ -222,6 +250,9 @@ func (r *subRun) receive(i int, s *subscriber) {
 		}
 		if s.tr.Add(st) {
 			r.lat.Record(i, st.Latency(now))
+		}
+		if m.ID == "" {
+			s.withoutID.Add(1)
 		}
 		ns := now.UnixNano()
 		s.first.CompareAndSwap(0, ns)
@@ -283,8 +314,14 @@ func (r *subRun) delivered() uint64 {
 	return n
 }
 
-func (r *subRun) report(channel string) report {
+func (r *subRun) report(channel string, checkIDs bool) report {
 	rep := report{Channel: channel, Subscribers: len(r.subs), Reconnects: r.reconnects.Load()}
+	if checkIDs {
+		rep.IDs = &idReport{Resumed: r.resumed.Load(), Unrecovered: r.unrecovered.Load()}
+		for _, s := range r.subs {
+			rep.IDs.WithoutID += s.withoutID.Load()
+		}
+	}
 	for _, s := range r.subs {
 		rep.Delivered += s.delivered.Load()
 		rep.Duplicated += s.dup.Load()

@@ -133,8 +133,8 @@ func needsEscape(c byte) bool { return c <= ' ' || c >= 0x7f || c == '%' }
 func HeaderLine(m client.Message) string {
 	line := "channel=" + Escape(m.Channel) + " type=" + Escape(m.Type) + " from=" + Escape(m.Sender) +
 		" size=" + strconv.Itoa(len(m.Body))
-	if m.ID != 0 {
-		line += " id=" + strconv.FormatUint(m.ID, 10)
+	if m.ID != "" {
+		line += " id=" + Escape(m.ID)
 	}
 	return line
 }
@@ -164,9 +164,7 @@ const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
 // UTF-8 is kept as text ("utf-8"), any other is base64.
 func NewJSONMessage(m client.Message, t time.Time) JSONMessage {
 	j := JSONMessage{Channel: m.Channel, Type: m.Type, From: m.Sender, Time: t.UTC().Format(TimeFormat)}
-	if m.ID != 0 {
-		j.ID = strconv.FormatUint(m.ID, 10)
-	}
+	j.ID = m.ID
 	if utf8.Valid(m.Body) {
 		j.Body, j.Encoding = string(m.Body), "utf-8"
 	} else {

@@ -69,7 +69,7 @@ func TestHeaderLineSplitsOnSpacesAndDecodes(t *testing.T) {
 			"channel=news type=text/plain from=alice size=2"},
 		{client.Message{Channel: "a b/ü%", Type: "text/plain; charset=utf-8", Body: nil},
 			"channel=a%20b/%C3%BC%25 type=text/plain;%20charset=utf-8 from= size=0"},
-		{client.Message{Channel: "x", Type: "a=b", Sender: "zoë smith", Body: []byte("12345"), ID: 7},
+		{client.Message{Channel: "x", Type: "a=b", Sender: "zoë smith", Body: []byte("12345"), ID: "7"},
 			"channel=x type=a=b from=zo%C3%AB%20smith size=5 id=7"},
 		{client.Message{Channel: "tab\there", Type: "t", Sender: "line\nbreak"},
 			"channel=tab%09here type=t from=line%0Abreak size=0"},
@@ -105,7 +105,7 @@ func TestJSONMessageHasTheHistoryShape(t *testing.T) {
 	}{
 		{client.Message{Channel: "news", Type: "text/plain", Sender: "alice", Body: []byte("héllo")},
 			JSONMessage{Channel: "news", Type: "text/plain", From: "alice", Time: "2026-11-28T08:30:01.234Z", Body: "héllo", Encoding: "utf-8"}},
-		{client.Message{Channel: "img", Type: "image/png", Body: []byte("\x89PNG"), ID: 12},
+		{client.Message{Channel: "img", Type: "image/png", Body: []byte("\x89PNG"), ID: "12"},
 			JSONMessage{ID: "12", Channel: "img", Type: "image/png", Time: "2026-11-28T08:30:01.234Z", Body: "iVBORw==", Encoding: "base64"}},
 		{client.Message{Channel: "e", Type: "text/plain"},
 			JSONMessage{Channel: "e", Type: "text/plain", Time: "2026-11-28T08:30:01.234Z", Body: "", Encoding: "utf-8"}},
