@@ -3,7 +3,10 @@
 // it subscribes to the same URL over Server-Sent Events with the JSON
 // envelope (?envelope=json: each event is {id, channel, type, from, time,
 // body, encoding}) and shows the newest message in place, a log, and for
-// test-pub's stamped messages a live dashboard of rate and latency.
+// test-pub's stamped messages a live dashboard of rate and latency. After a
+// break (a server restart, a network switch) it resumes where its stream
+// stopped, with ?since=<id> (server/PROTOCOL.md §6), and shows each message
+// once.
 // Everything a message holds reaches the page through textContent, a
 // sandboxed iframe or an <img>: never as markup.
 (() => {
@@ -298,29 +301,97 @@
     s.textContent = text;
   }
 
+  // The viewer reconnects by itself rather than leave it to EventSource, so
+  // that every new stream says in its URL where to resume (server/PROTOCOL.md
+  // §6): ?since=<the last id delivered>. EventSource would reuse the first
+  // URL (with a ?last= asked for there, replayed again) and sends no
+  // Last-Event-ID before a first event, missing what came during the break.
+  // Ids are kept for a while, so a message replayed twice is shown once.
+  const RESUME_ALL = 1000; // ?last= for "everything kept" (the server caps it at --resume-max)
   const query = new URLSearchParams(location.search);
   query.set('envelope', 'json');
-  const url = location.pathname + '?' + query;
+  const filters = new URLSearchParams();
+  for (const k of ['type', 'sender']) if (query.has(k)) filters.set(k, query.get(k));
 
   let es = null;
+  let live = false;
+  let cursor = ''; // the id of the last event the stream delivered
+  let noneKept = false; // history had none of ours after the stream opened: all it keeps later is new
+  let retry = 1000;
+  let first = true; // the first stream asks what the page's URL asks (a ?last=N, say)
+  const seen = new Set();
+  const seenOrder = [];
+
+  function streamURL() {
+    const q = new URLSearchParams(query);
+    if (!first) {
+      q.delete('since');
+      q.delete('last');
+      if (cursor) q.set('since', cursor);
+      else if (noneKept) q.set('last', String(RESUME_ALL));
+    }
+    first = false;
+    return location.pathname + '?' + q;
+  }
+
+  // fresh records id and says whether it is new to the page.
+  function fresh(id) {
+    if (seen.has(id)) return false;
+    seen.add(id);
+    seenOrder.push(id);
+    if (seenOrder.length > 5000) seen.delete(seenOrder.shift());
+    return true;
+  }
+
   function connect() {
-    es = new EventSource(url);
-    es.onopen = () => status('live', 'live');
-    es.onmessage = (ev) => {
+    const s = new EventSource(streamURL());
+    es = s;
+    s.onopen = () => {
+      live = true;
+      retry = 1000;
+      status('live', 'live');
+      if (!cursor) probe(s);
+    };
+    s.onmessage = (ev) => {
+      if (ev.lastEventId) {
+        cursor = ev.lastEventId;
+        noneKept = false;
+        if (!fresh(ev.lastEventId)) return;
+      }
       let m;
       try { m = parse(ev); } catch (e) { console.warn('msgbus viewer: bad event', e); return; }
       stamped(m);
       received(m);
     };
-    es.onerror = () => {
-      if (es.readyState === EventSource.CLOSED) {
-        // Refused (a 503, say): EventSource gives up, so try again ourselves.
-        status('closed', 'retrying in 5 s');
-        setTimeout(connect, 5000);
-      } else {
-        status('connecting', 'reconnecting…');
-      }
+    s.onerror = () => {
+      s.close();
+      if (es !== s) return;
+      es = null;
+      live = false;
+      status('connecting', 'reconnecting…');
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 10000);
     };
+  }
+
+  // probe finds where to resume from while the stream has delivered
+  // nothing: the newest message history keeps for this view, asked while
+  // the stream is open.
+  async function probe(s) {
+    const q = new URLSearchParams(filters);
+    q.set('limit', '1');
+    let p;
+    try {
+      const res = await fetch('/history/' + path.slice(PREFIX.length) + '?' + q, { cache: 'no-store' });
+      if (!res.ok) return; // no history on this server
+      p = await res.json();
+    } catch {
+      return;
+    }
+    if (es !== s || !live || cursor) return; // the stream moved on meanwhile
+    const newest = Array.isArray(p.messages) ? p.messages[p.messages.length - 1] : null;
+    if (newest && newest.id) cursor = String(newest.id);
+    else noneKept = true;
   }
   connect();
 })();
