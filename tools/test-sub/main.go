@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -240,6 +241,9 @@ func (r *subRun) receive(i int, s *subscriber) {
 		// The subscription's own context ends it; Next need not time out.
 		m, err := s.sub.Next(context.Background())
 		if err != nil {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, client.ErrClosed) {
+				fmt.Fprintf(os.Stderr, "test-sub: subscription %d ended: %v\n", i, err)
+			}
 			return
 		}
 		now := time.Now()
