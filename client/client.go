@@ -254,9 +254,9 @@ func (e *StatusError) Error() string {
 
 // Temporary reports whether trying again later may succeed: the server
 // was busy or shutting down (5xx), timed out (408) or asked to slow down
-// (429). A Subscription reconnects after those and gives up on the others;
-// Publish tries again after a 503 only (the other answers say the server
-// did not take the message, or may have).
+// (429). A Subscription reconnects after those and gives up on the others.
+// Publish retries a 503 only, the answer of a server that took nothing and
+// asks to be asked again.
 func (e *StatusError) Temporary() bool {
 	return e.StatusCode >= 500 || e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests
 }

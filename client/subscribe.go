@@ -78,8 +78,9 @@ type SubscribeOptions struct {
 	// Reconnected). Each OnReconnected follows one or more OnReconnect
 	// calls.
 	//
-	// Both are called from the subscription's own goroutine, one at a
-	// time, while a call to Next waits; they must not call Next.
+	// Both are called one at a time on the subscription's own goroutine,
+	// which reads while a Next waits (or after a Next whose ctx ended, for
+	// the next one); they must not call Next.
 	OnReconnected func(Reconnected)
 }
 

@@ -211,10 +211,7 @@ func (p *Publisher) Close() error { return p.c.Close() }
 // it, like a Subscription. A WebSocket frame does not carry the id, channel,
 // type or sender of its message: every Message has the subscribed channel,
 // TextType or BinaryType, no Sender and no ID.
-type Subscriber struct {
-	c         *wsConn
-	recovered bool
-}
+type Subscriber struct{ c *wsConn }
 
 // Sub subscribes to channel ("" is the root: every channel) with the
 // filters of opts, which may be nil. It returns once the server has
@@ -224,13 +221,13 @@ func (c *Client) Sub(ctx context.Context, channel string, opts *WSOptions) (*Sub
 	if err != nil {
 		return nil, err
 	}
-	return &Subscriber{c: w, recovered: w.recovered}, nil
+	return &Subscriber{w}, nil
 }
 
 // Recovered reports whether the server still had every message after
 // WSOptions.Since (the handshake's Msgbus-Recovered); true when no Since
 // was given.
-func (s *Subscriber) Recovered() bool { return s.recovered }
+func (s *Subscriber) Recovered() bool { return s.c.recovered }
 
 // Topic returns the subscribed channel.
 func (s *Subscriber) Topic() string { return s.c.topic }
