@@ -90,9 +90,9 @@ func (ts *testServer) URL() string { return "http://" + ts.Addr }
 func (ts *testServer) waitSubscribers(t *testing.T, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for ts.Hub().Stats().Subscribers != n {
+	for ts.Stats().Subscribers != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("subscribers = %d, want %d", ts.Hub().Stats().Subscribers, n)
+			t.Fatalf("subscribers = %d, want %d", ts.Stats().Subscribers, n)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}

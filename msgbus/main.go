@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2/altsrc"
 
 	"github.com/msgbus/msgbus/server"
+	"github.com/msgbus/msgbus/server/history"
 	"github.com/msgbus/msgbus/server/hub"
 )
 
@@ -60,6 +61,16 @@ func newApp() *cli.App {
 			Usage: "all push/pull topics together hold at most `N` bytes; more is 503"}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-connections", Value: server.DefaultMaxConnections, EnvVars: []string{"MSGBUS_MAX_CONNECTIONS"},
 			Usage: "answer client connections beyond `N` with 503 and close them (-1: no limit)"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "history-size", Value: history.DefaultSize, EnvVars: []string{"MSGBUS_HISTORY_SIZE"},
+			Usage: "keep the last `N` messages of each channel for resume and /history/ (0: no history)"}),
+		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "history-ttl", Value: history.DefaultTTL, EnvVars: []string{"MSGBUS_HISTORY_TTL"},
+			Usage: "keep messages at most `DURATION`"}),
+		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "history-max-bytes", Value: history.DefaultMaxBytes, EnvVars: []string{"MSGBUS_HISTORY_MAX_BYTES"},
+			Usage: "keep at most `N` bytes of messages in all, the oldest evicted first"}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "resume-max", Value: server.DefaultResumeMax, EnvVars: []string{"MSGBUS_RESUME_MAX"},
+			Usage: "one resume replays at most `N` messages, the newest"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "store", EnvVars: []string{"MSGBUS_STORE"},
+			Usage: "keep history on disk in folder `DIR` (fsynced before 204, kept across restarts); default: memory"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"MSGBUS_TLS_CERT"},
 			Usage: "serve HTTPS with the PEM certificate (chain) in `FILE`; needs --tls-key"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "tls-key", EnvVars: []string{"MSGBUS_TLS_KEY"},
@@ -117,6 +128,11 @@ func newApp() *cli.App {
 				MaxBacklogBytes:      c.Int("max-backlog-bytes"),
 				MaxBacklogTotalBytes: c.Int("max-backlog-total-bytes"),
 				MaxConnections:       c.Int("max-connections"),
+				HistorySize:          historySize(c.Int("history-size")),
+				HistoryTTL:           c.Duration("history-ttl"),
+				HistoryMaxBytes:      c.Int64("history-max-bytes"),
+				ResumeMax:            c.Int("resume-max"),
+				Store:                c.String("store"),
 				Secret:               c.String("secret"),
 				WebRoot:              c.String("web-root"),
 				ExampleApp:           mode == "development",
@@ -160,9 +176,18 @@ func run(srv *server.Server, addr string, timeout time.Duration, tls bool, log *
 		log.Warn("shutdown timed out; closed the remaining connections", "err", err)
 	}
 	<-served
-	st := srv.Hub().Stats()
+	st := srv.Stats()
 	log.Info("stopped", "published", st.Published, "delivered", st.Delivered, "slow_disconnects", st.SlowDisconnects)
 	return nil
+}
+
+// historySize maps the flag, where 0 turns history off, to
+// server.Config.HistorySize, where 0 means the default.
+func historySize(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 // openURL is the URL a person on this machine opens to reach a listener on

@@ -37,9 +37,9 @@ func settledRSS(t testing.TB, pid string) int {
 
 // memoryCase runs attack against a fresh server and fails when the
 // server's resident set grows by more than limitMiB.
-func memoryCase(t *testing.T, limitMiB int, attack func(t *testing.T, addr string)) {
+func memoryCase(t *testing.T, limitMiB int, attack func(t *testing.T, addr string), flags ...string) {
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	p := startMsgbus(t, addr, binary, "-l", addr, "-m", "production", "--log-level", "error")
+	p := startMsgbus(t, addr, binary, append([]string{"-l", addr, "-m", "production", "--log-level", "error"}, flags...)...)
 	pid := strconv.Itoa(p.cmd.Process.Pid)
 	before := rssKiB(t, pid)
 	attack(t, addr)
@@ -104,7 +104,27 @@ func TestMemoryIsBoundedAsAWhole(t *testing.T) {
 		})
 	})
 
-	// 400 idle keep-alive publishers that each sent one 1 MB POST (432 MB).
+	// History past its limits: 100 × 1 MB to 100 channels, then 100,000
+	// small messages to as many channels, against a 16 MB cap: what is
+	// evicted is freed, index and all.
+	t.Run("history", func(t *testing.T) {
+		memoryCase(t, 80, func(t *testing.T, addr string) {
+			c, r := dialKeepAlive(t, addr)
+			for i := range 100 {
+				if status := post(t, c, r, "/msgbus/big/"+strconv.Itoa(i), megabyte); status != http.StatusNoContent {
+					t.Fatalf("publish: %d", status)
+				}
+			}
+			for i := range 100_000 {
+				if status := post(t, c, r, "/msgbus/small/"+strconv.Itoa(i), "s"); status != http.StatusNoContent {
+					t.Fatalf("publish: %d", status)
+				}
+			}
+		}, "--history-max-bytes", "16000000")
+	})
+
+	// 400 idle keep-alive publishers that each sent one 1 MB POST (432 MB),
+	// with history off: what the publishers' connections hold.
 	t.Run("idle publishers", func(t *testing.T) {
 		memoryCase(t, 100, func(t *testing.T, addr string) {
 			for range 400 {
@@ -113,7 +133,7 @@ func TestMemoryIsBoundedAsAWhole(t *testing.T) {
 					t.Fatalf("publish: %d", status)
 				}
 			}
-		})
+		}, "--history-size", "0")
 	})
 
 	// 100 WebSocket /pub/ senders that each sent one 1 MB frame (~1.7 MB
@@ -147,6 +167,6 @@ func TestMemoryIsBoundedAsAWhole(t *testing.T) {
 					t.Fatalf("subscriber, message %d: %.20q, %v", i, b, err)
 				}
 			}
-		})
+		}, "--history-size", "0")
 	})
 }

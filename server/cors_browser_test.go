@@ -66,7 +66,7 @@ func TestBrowserPageFromAnotherOriginIsKeptOutByDefault(t *testing.T) {
 	if got := eval[bool](b, b.ctx, "!!window.results.wsOpen"); got {
 		t.Error("a page from another origin opened a WebSocket subscription")
 	}
-	if st := ts.Hub().Stats(); st.Published != 0 {
+	if st := ts.Stats(); st.Published != 0 {
 		t.Errorf("a page from another origin published %d messages", st.Published)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -132,7 +133,11 @@ func TestCurlSubscribesAndPublishes(t *testing.T) {
 				if !strings.HasPrefix(head, "HTTP/1.1 204 ") || !strings.Contains(head, "\r\nMsgbus-Subscribers: 1\r\n") {
 					t.Fatalf("publish of %d bytes answered:\n%s\nwant 204 with Msgbus-Subscribers: 1", len(body), head)
 				}
-				want.WriteString(wirePart(tc.wantHead, body))
+				id := regexp.MustCompile(`\r\nMsgbus-Id: ([0-9]+-[0-9]+)\r\n`).FindStringSubmatch(head)
+				if id == nil {
+					t.Fatalf("publish answered without a Msgbus-Id:\n%s", head)
+				}
+				want.WriteString(wirePart("Msgbus-Id: "+id[1]+"\r\n"+tc.wantHead, body))
 			}
 			want.WriteString("--00MsgBus00--\r\n")
 

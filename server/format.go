@@ -39,7 +39,7 @@ type chunkedFormat struct{}
 // percent-encodes the sender's name and sends a body that holds the
 // delimiter in base64 (PROTOCOL.md §2).
 func (chunkedFormat) Encode(m *message.Message, located bool) []byte {
-	h := multipart.Header{From: m.Sender, ContentType: m.Type}
+	h := multipart.Header{ID: m.ID.String(), From: m.Sender, ContentType: m.Type}
 	if located {
 		h.ContentLocation = busPath(m.Channel)
 	}

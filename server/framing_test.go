@@ -242,9 +242,9 @@ func TestFramingPythonEmailSeesNoForgedPart(t *testing.T) {
 		}
 		for i, p := range g.Parts {
 			want := sent[i]
-			keys := "From Content-Type Content-Length"
+			keys := "Msgbus-Id From Content-Type Content-Length"
 			if strings.Contains(string(want.Body), "--00MsgBus00") {
-				keys = "From Content-Type Content-Transfer-Encoding Content-Length"
+				keys = "Msgbus-Id From Content-Type Content-Transfer-Encoding Content-Length"
 			}
 			if got := strings.Join(p.Keys, " "); got != keys {
 				t.Errorf("policy %s, part %d: headers %q, want %q", policy, i, got, keys)

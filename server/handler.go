@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/msgbus/msgbus/multipart"
+	"github.com/msgbus/msgbus/server/engine"
 	"github.com/msgbus/msgbus/server/hub"
 	"github.com/msgbus/msgbus/server/ui"
 )
@@ -47,6 +48,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.handleBus(ctx, r.raw, user)
 	case r.kind == routePattern:
 		s.handlePattern(ctx, r.pattern, r.raw, user)
+	case r.kind == routeHistory:
+		s.handleHistory(ctx, r.raw)
 	case string(path) == ui.Path && (ctx.IsGet() || ctx.IsHead()):
 		ui.Serve(ctx)
 	case s.static == nil:
@@ -70,7 +73,10 @@ const (
 	routeOther   = iota // the stylesheet, the web root, 404
 	routeBus            // /msgbus/<channel>
 	routePattern        // /bus/, /pub/, /sub/, /push/, /pull/
+	routeHistory        // /history/<channel>
 )
+
+const historyPrefix = "/history/"
 
 func routeOf(path []byte) route {
 	if raw, ok := bytes.CutPrefix(path, []byte(busPrefix)); ok {
@@ -78,6 +84,12 @@ func routeOf(path []byte) route {
 	}
 	if string(path) == busPrefix[:len(busPrefix)-1] {
 		return route{kind: routeBus}
+	}
+	if raw, ok := bytes.CutPrefix(path, []byte(historyPrefix)); ok {
+		return route{kind: routeHistory, raw: string(raw)}
+	}
+	if string(path) == historyPrefix[:len(historyPrefix)-1] {
+		return route{kind: routeHistory}
 	}
 	for _, pp := range patternPrefixes {
 		if raw, ok := bytes.CutPrefix(path, []byte(pp.prefix)); ok {
@@ -152,14 +164,51 @@ func (s *Server) publish(ctx *fasthttp.RequestCtx, channel, user string) {
 	if !ok {
 		return
 	}
-	answerPublished(ctx, m, s.hub.Publish(m))
+	key, ok := idempotencyKey(ctx)
+	if !ok {
+		return
+	}
+	m.Key = key
+	p, err := s.engine.Publish(m)
 	releaseBody(ctx)
+	if err != nil {
+		s.unavailable(ctx, err)
+		return
+	}
+	answerPublished(ctx, p)
+}
+
+// MaxIdempotencyKeyBytes is the longest Idempotency-Key (PROTOCOL.md §6).
+const MaxIdempotencyKeyBytes = 128
+
+// idempotencyKey returns the request's Idempotency-Key, "" when there is
+// none, answering 400 itself and reporting false for one that is too long
+// or not printable ASCII.
+func idempotencyKey(ctx *fasthttp.RequestCtx) (string, bool) {
+	k := ctx.Request.Header.Peek("Idempotency-Key")
+	if len(k) > MaxIdempotencyKeyBytes || !multipart.ValidContentType(string(k)) {
+		fail(ctx, fasthttp.StatusBadRequest, "Idempotency-Key must be printable ASCII of at most 128 bytes")
+		return "", false
+	}
+	return string(k), true
+}
+
+// unavailable answers 503 for a publish the engine could not take (its
+// store failed): nothing was published and the client may retry.
+func (s *Server) unavailable(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, hub.ErrClosed) {
+		fail(ctx, fasthttp.StatusServiceUnavailable, "shutting down: try another server or later")
+		return
+	}
+	s.log.Error("publish refused", "err", err)
+	ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+	fail(ctx, fasthttp.StatusServiceUnavailable, "unavailable: "+firstLine(err.Error())+"; retry later")
 }
 
 // messageFromRequest makes a message of a publish request's body and
 // Content-Type. It answers 400 itself and reports false for a type that
-// cannot go on a header line. The body stays fasthttp's: the hub copies it
-// into the frames while publishing and keeps nothing else.
+// cannot go on a header line. The body is copied: the engine keeps it in
+// history, and fasthttp reuses its buffer.
 func messageFromRequest(ctx *fasthttp.RequestCtx, channel, user string) (*message.Message, bool) {
 	if !ctx.Request.Header.IsHTTP11() && !hasContentLength(ctx.Request.Header.RawHeaders()) {
 		// HTTP/1.0 has no chunking: without a length the body would be
@@ -176,7 +225,11 @@ func messageFromRequest(ctx *fasthttp.RequestCtx, channel, user string) (*messag
 		fail(ctx, fasthttp.StatusBadRequest, "Content-Type must be printable ASCII")
 		return nil, false
 	}
-	return &message.Message{Channel: channel, Type: typ, Sender: user, Body: ctx.PostBody()}, true
+	body := bytes.Clone(ctx.PostBody())
+	if body == nil {
+		body = []byte{}
+	}
+	return &message.Message{Channel: channel, Type: typ, Sender: user, Body: body}, true
 }
 
 // hasContentLength reports whether raw request headers name a
@@ -196,17 +249,17 @@ func hasContentLength(raw []byte) bool {
 // is published, so idle publishers do not hold message-sized buffers.
 const keepBodyBytes = 16 << 10
 
-// releaseBody gives back a large request body buffer: the hub has copied
-// what it keeps into the message's frames.
+// releaseBody gives back a large request body buffer: the message has its
+// own copy.
 func releaseBody(ctx *fasthttp.RequestCtx) {
 	ctx.Request.ReleaseBody(keepBodyBytes)
 }
 
 // answerPublished answers 204 with the message's id and how many
 // subscribers it reached.
-func answerPublished(ctx *fasthttp.RequestCtx, m *message.Message, reached int) {
-	ctx.Response.Header.Set("Msgbus-Id", strconv.FormatUint(m.ID, 10))
-	ctx.Response.Header.Set("Msgbus-Subscribers", strconv.Itoa(reached))
+func answerPublished(ctx *fasthttp.RequestCtx, p engine.Published) {
+	ctx.Response.Header.Set("Msgbus-Id", p.ID.String())
+	ctx.Response.Header.Set("Msgbus-Subscribers", strconv.Itoa(p.Reached))
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }
 
@@ -225,7 +278,11 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, channel string) {
 		serveViewer(ctx)
 		return
 	}
-	if max := s.cfg.MaxSubscribers; max > 0 && s.hub.Stats().Subscribers >= int64(max) {
+	resume, ok := s.parseResume(ctx)
+	if !ok {
+		return
+	}
+	if max := s.cfg.MaxSubscribers; max > 0 && s.engine.Stats().Subscribers >= int64(max) {
 		fail(ctx, fasthttp.StatusServiceUnavailable, errTooMany)
 		return
 	}
@@ -243,8 +300,45 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, channel string) {
 	}
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
-		s.startStream(c, channel, cors, hub.SubscribeOptions{Format: format, Filter: filter, Head: head, Name: busPrefix + channel})
+		s.startStream(c, channel, cors, hub.SubscribeOptions{Format: format, Filter: filter, Head: head, Name: busPrefix + channel}, resume)
 	})
+}
+
+// parseResume reads what a subscriber wants replayed (PROTOCOL.md §6):
+// ?since=<id>, else the Last-Event-ID header, else ?last=N; nil for none.
+// It answers 400 itself and reports false for a malformed ?since or
+// ?last. A malformed Last-Event-ID (a browser's, from another server) is
+// an unknown id: nothing is replayed and the stream says not recovered.
+func (s *Server) parseResume(ctx *fasthttp.RequestCtx) (*engine.Resume, bool) {
+	args := ctx.QueryArgs()
+	r := &engine.Resume{Max: s.cfg.ResumeMax}
+	if v := args.Peek("since"); len(v) > 0 {
+		id, err := message.ParseID(string(v))
+		if err != nil {
+			fail(ctx, fasthttp.StatusBadRequest, "since: "+err.Error())
+			return nil, false
+		}
+		r.After, r.Since = id, true
+		return r, true
+	}
+	if v := ctx.Request.Header.Peek("Last-Event-ID"); len(v) > 0 {
+		id, err := message.ParseID(string(v))
+		if err != nil {
+			id = message.ID{Ms: ^uint64(0)} // after every id: unknown
+		}
+		r.After, r.Since = id, true
+		return r, true
+	}
+	if v := args.Peek("last"); len(v) > 0 {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 0 {
+			fail(ctx, fasthttp.StatusBadRequest, "last: want a count of messages, 0 or more")
+			return nil, false
+		}
+		r.Last = min(n, s.cfg.ResumeMax)
+		return r, true
+	}
+	return nil, true
 }
 
 // parseFilter compiles the request's ?type= and ?sender= lists, answering

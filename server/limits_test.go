@@ -82,7 +82,7 @@ type limWatcher struct {
 
 func limWatch(t *testing.T, ts *testServer) *limWatcher {
 	t.Helper()
-	before := ts.Hub().Stats().Subscribers
+	before := ts.Stats().Subscribers
 	w := &limWatcher{ts: ts, sub: ts.subscribe(t, "/msgbus/watch", true)}
 	ts.waitSubscribers(t, before+1)
 	return w
@@ -149,7 +149,7 @@ func TestBadRequestsGetOneLineReasonAndLoseNothing(t *testing.T) {
 				t.Errorf("Allow %q, want %q", got, tc.allow)
 			}
 			c.Close()
-			if got := ts.Hub().Stats().Published; got != 1 {
+			if got := ts.Stats().Published; got != 1 {
 				t.Errorf("hub published %d messages, want only the watcher's 1", got)
 			}
 			w.check(t)
@@ -324,6 +324,7 @@ func TestSlowSubscriberIsDisconnectedWithoutBlockingPublisherOrOthers(t *testing
 	ts := startServer(t, Config{MaxQueueBytes: 64 << 10})
 	slow := limDialSmallBuffer(t, ts.Addr, "GET /msgbus/flood HTTP/1.1\r\nHost: x\r\n\r\n")
 	slow.expect(string(chunkedHead))
+	slow.withoutIDs(true)
 	fast := ts.subscribe(t, "/msgbus/flood", true)
 	ts.waitSubscribers(t, 2)
 
@@ -391,15 +392,15 @@ func TestSlowSubscriberIsDisconnectedWithoutBlockingPublisherOrOthers(t *testing
 	if err := <-fastDone; err != nil {
 		t.Fatalf("reading subscriber: %v", err)
 	}
-	if got := ts.Hub().Stats().SlowDisconnects; got != 1 {
+	if got := ts.Stats().SlowDisconnects; got != 1 {
 		t.Errorf("SlowDisconnects = %d, want 1", got)
 	}
 	// Disconnected means the server lets go of it now, not once it reads.
 	deadline := time.Now().Add(5 * time.Second)
-	for ts.Hub().Stats().Subscribers != 1 && time.Now().Before(deadline) {
+	for ts.Stats().Subscribers != 1 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	if got := ts.Hub().Stats().Subscribers; got != 1 {
+	if got := ts.Stats().Subscribers; got != 1 {
 		t.Errorf("subscribers = %d 5s after the slow one overflowed, want 1: the server still holds the slow connection", got)
 	}
 
@@ -435,7 +436,7 @@ func TestSubscriberThatLeavesMidStreamIsUnsubscribed(t *testing.T) {
 			leaver.Close()
 			ts.waitSubscribers(t, 1)
 			w.check(t)
-			if got := ts.Hub().Stats().Channels; got != 1 {
+			if got := ts.Stats().Channels; got != 1 {
 				t.Errorf("Channels = %d after the leaver left, want 1", got)
 			}
 		})
@@ -463,7 +464,7 @@ func TestHalfSentPublishDeliversNothing(t *testing.T) {
 			c.Close()
 			time.Sleep(50 * time.Millisecond) // and see the close
 			w.check(t)                        // the next part is the next complete publish
-			if got := ts.Hub().Stats().Published; got != 1 {
+			if got := ts.Stats().Published; got != 1 {
 				t.Errorf("hub published %d messages, want 1", got)
 			}
 		})

@@ -7,11 +7,11 @@ package server
 
 import (
 	"encoding/base64"
+	"github.com/msgbus/msgbus/server/message"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,10 +62,12 @@ func protoSubscribeAs(t *testing.T, ts *testServer, path string, http11 bool, he
 	if http11 {
 		c := ts.dial(t, "GET "+path+" HTTP/1.1\r\nHost: x\r\n"+headers+"\r\n")
 		c.expect(string(chunkedHead))
+		c.withoutIDs(true)
 		return c
 	}
 	c := ts.dial(t, "GET "+path+" HTTP/1.0\r\n"+headers+"\r\n")
 	c.expect(string(plainHead))
+	c.withoutIDs(false)
 	return c
 }
 
@@ -366,7 +368,7 @@ func TestSecretRefusesRequestsWithoutTheRightPassword(t *testing.T) {
 			}
 		})
 	}
-	if st := ts.Hub().Stats(); st.Subscribers != 0 || st.Published != 0 {
+	if st := ts.Stats(); st.Subscribers != 0 || st.Published != 0 {
 		t.Errorf("after refused requests: %d subscribers, %d published, want none", st.Subscribers, st.Published)
 	}
 }
@@ -538,9 +540,9 @@ func TestPublishRequestBecomesPartVerbatim(t *testing.T) {
 }
 
 // protoID parses a publish answer's Msgbus-Id.
-func protoID(t *testing.T, r protoReply) uint64 {
+func protoID(t *testing.T, r protoReply) message.ID {
 	t.Helper()
-	id, err := strconv.ParseUint(r.header.Get("Msgbus-Id"), 10, 64)
+	id, err := message.ParseID(r.header.Get("Msgbus-Id"))
 	if err != nil {
 		t.Fatalf("Msgbus-Id %q: %v", r.header.Get("Msgbus-Id"), err)
 	}
@@ -549,7 +551,7 @@ func protoID(t *testing.T, r protoReply) uint64 {
 
 func TestPublishAnswersIncreasingIDAndSubscribersReached(t *testing.T) {
 	ts := startServer(t, Config{})
-	publish := func(channel, typ string, wantReached int) uint64 {
+	publish := func(channel, typ string, wantReached int) message.ID {
 		t.Helper()
 		r := protoPublish(t, ts, "/msgbus/"+channel, "Content-Type: "+typ+"\r\n", "x")
 		if got := r.header.Get("Msgbus-Subscribers"); got != itoa(wantReached) {
@@ -557,7 +559,7 @@ func TestPublishAnswersIncreasingIDAndSubscribersReached(t *testing.T) {
 		}
 		return protoID(t, r)
 	}
-	var ids []uint64
+	var ids []message.ID
 	ids = append(ids, publish("x", "text/plain", 0)) // nobody
 	ts.subscribe(t, "/msgbus/x", true)
 	ts.subscribe(t, "/msgbus/x", false)
@@ -572,7 +574,7 @@ func TestPublishAnswersIncreasingIDAndSubscribersReached(t *testing.T) {
 	ids = append(ids, publish("x/z", "text/plain", 4))
 	ids = append(ids, publish("q", "text/plain", 1))
 	for i := 1; i < len(ids); i++ {
-		if ids[i] <= ids[i-1] {
+		if !ids[i-1].Less(ids[i]) {
 			t.Fatalf("Msgbus-Id not increasing: %v", ids)
 		}
 	}
@@ -620,7 +622,7 @@ func TestPublishersKeepAliveAndPipeline(t *testing.T) {
 				ts.waitSubscribers(t, 1)
 				pub := ts.dial(t, "")
 				rs := tc.send(t, pub)
-				var prev uint64
+				var prev message.ID
 				for i, r := range rs {
 					if r.status != http.StatusNoContent {
 						t.Fatalf("answer %d: status %d (%q), want 204", i, r.status, r.body)
@@ -628,8 +630,8 @@ func TestPublishersKeepAliveAndPipeline(t *testing.T) {
 					if got := r.header.Get("Msgbus-Subscribers"); got != "1" {
 						t.Errorf("answer %d: Msgbus-Subscribers %q, want 1", i, got)
 					}
-					if id := protoID(t, r); id <= prev {
-						t.Errorf("answer %d: Msgbus-Id %d after %d, want answers in request order", i, id, prev)
+					if id := protoID(t, r); !prev.Less(id) {
+						t.Errorf("answer %d: Msgbus-Id %v after %v, want answers in request order", i, id, prev)
 					} else {
 						prev = id
 					}

@@ -206,6 +206,7 @@ func TestConnectionsPastMaxConnectionsAre503(t *testing.T) {
 	for range 3 {
 		c := ts.dial(t, "GET /msgbus/x HTTP/1.1\r\nHost: x\r\n\r\n")
 		c.expect(string(chunkedHead))
+		c.withoutIDs(true)
 		open = append(open, c)
 	}
 	extra := ts.dial(t, "")
@@ -258,7 +259,7 @@ func TestLogsNameSubscriptionsByTheirPath(t *testing.T) {
 	defer c.Close()
 	body := strings.Repeat("x", 8<<10)
 	deadline := time.Now().Add(10 * time.Second)
-	for ts.Hub().Stats().SlowDisconnects == 0 {
+	for ts.Stats().SlowDisconnects == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the peer that never reads was not disconnected")
 		}

@@ -18,6 +18,9 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
 
+	"github.com/msgbus/msgbus/server/engine"
+	"github.com/msgbus/msgbus/server/engine/local"
+	"github.com/msgbus/msgbus/server/history"
 	"github.com/msgbus/msgbus/server/hub"
 )
 
@@ -72,15 +75,52 @@ type Config struct {
 	// keep-alive publishers); more are answered 503 and closed. Zero means
 	// DefaultMaxConnections (100,000); negative, no limit.
 	MaxConnections int
+	// HistorySize is how many messages of each channel history keeps
+	// (PROTOCOL.md §6). Zero means history.DefaultSize (100); negative
+	// turns history off.
+	HistorySize int
+	// HistoryTTL is the oldest a retained message may be. Zero means
+	// history.DefaultTTL (1 h).
+	HistoryTTL time.Duration
+	// HistoryMaxBytes caps all retained messages together. Zero means
+	// history.DefaultMaxBytes (64 MiB).
+	HistoryMaxBytes int64
+	// ResumeMax caps the messages one resume replays. Zero means
+	// DefaultResumeMax (1000).
+	ResumeMax int
+	// Store, when set, is a folder for the durable history store: a 204
+	// then means the message is on disk. Empty keeps history in memory.
+	Store string
 	// Logger receives the server's logs. Nil means slog.Default().
 	Logger *slog.Logger
+}
+
+// DefaultResumeMax is the most messages one resume replays by default.
+const DefaultResumeMax = 1000
+
+// historyLimits returns the history limits cfg asks for.
+func (cfg *Config) historyLimits() history.Limits {
+	lim := history.DefaultLimits()
+	switch {
+	case cfg.HistorySize < 0:
+		lim.Size = 0
+	case cfg.HistorySize > 0:
+		lim.Size = cfg.HistorySize
+	}
+	if cfg.HistoryTTL > 0 {
+		lim.TTL = cfg.HistoryTTL
+	}
+	if cfg.HistoryMaxBytes > 0 {
+		lim.MaxBytes = cfg.HistoryMaxBytes
+	}
+	return lim
 }
 
 // Server serves the msgbus protocol. Create it with New.
 type Server struct {
 	cfg        Config
 	log        *slog.Logger
-	hub        *hub.Hub
+	engine     engine.Engine
 	http       *fasthttp.Server
 	tls        *tls.Config
 	pool       *flushPool
@@ -118,14 +158,24 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, streams: make(map[*stream]struct{}),
 		senders: make(map[*websocket.Conn]struct{})}
-	s.hub = hub.New(hub.Config{
-		MaxQueueBytes:      cfg.MaxQueueBytes,
-		MaxSubscribers:     cfg.MaxSubscribers,
-		MaxBacklogMessages: cfg.MaxBacklogMessages,
-		MaxBacklogBytes:    cfg.MaxBacklogBytes,
-		MaxBacklogTotal:    cfg.MaxBacklogTotalBytes,
-		PullerStall:        cfg.PullerStall,
-		Logger:             cfg.Logger,
+	if cfg.ResumeMax <= 0 {
+		s.cfg.ResumeMax = DefaultResumeMax
+	}
+	store, err := openStore(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.engine = local.New(local.Config{
+		Hub: hub.Config{
+			MaxQueueBytes:      cfg.MaxQueueBytes,
+			MaxSubscribers:     cfg.MaxSubscribers,
+			MaxBacklogMessages: cfg.MaxBacklogMessages,
+			MaxBacklogBytes:    cfg.MaxBacklogBytes,
+			MaxBacklogTotal:    cfg.MaxBacklogTotalBytes,
+			PullerStall:        cfg.PullerStall,
+			Logger:             cfg.Logger,
+		},
+		Store: store,
 	})
 	s.origins = origins
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
@@ -164,8 +214,18 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Hub returns the server's hub, for stats.
-func (s *Server) Hub() *hub.Hub { return s.hub }
+// Stats returns the engine's counters and history size.
+func (s *Server) Stats() engine.Stats { return s.engine.Stats() }
+
+// openStore opens the history store cfg asks for: the durable one in
+// cfg.Store, or memory.
+func openStore(cfg *Config) (history.Store, error) {
+	lim := cfg.historyLimits()
+	if cfg.Store == "" {
+		return history.NewMemory(lim, nil), nil
+	}
+	return history.OpenBolt(cfg.Store, lim)
+}
 
 // Serve accepts connections on ln until Shutdown. With TLS configured it
 // speaks HTTPS. Running out of file descriptors refuses connections (logged
@@ -192,7 +252,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()
-	s.hub.Close()
+	s.engine.Close()
 	s.closeSenders()
 
 	streamsDone := make(chan struct{})

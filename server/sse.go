@@ -119,9 +119,9 @@ func (f sseChunkedFormat) Encode(m *message.Message, located bool) []byte {
 		data = envelopeOf(m, text)
 		n = len("data: \n\n") + len(data)
 	}
-	b := make([]byte, chunkRoom, chunkRoom+len("id: \n")+20+n+2)
+	b := make([]byte, chunkRoom, chunkRoom+len("id: \n")+41+n+2)
 	b = append(b, "id: "...)
-	b = strconv.AppendUint(b, m.ID, 10)
+	b = m.ID.Append(b)
 	b = append(b, '\n')
 	if f.envelope {
 		b = append(b, "data: "...)
@@ -227,7 +227,7 @@ const envelopeTime = "2006-01-02T15:04:05.000Z07:00"
 // envelopeOf returns m's envelope, on one line (control characters are
 // escaped in JSON strings); text says whether m.Body is valid UTF-8.
 func envelopeOf(m *message.Message, text bool) []byte {
-	e := envelope{ID: strconv.FormatUint(m.ID, 10), Channel: m.Channel,
+	e := envelope{ID: m.ID.String(), Channel: m.Channel,
 		Type: strings.ToValidUTF8(m.Type, "\uFFFD"), From: strings.ToValidUTF8(m.Sender, "\uFFFD"),
 		Time: m.Time.UTC().Format(envelopeTime), Encoding: "utf-8"}
 	if text {

@@ -127,11 +127,11 @@ func TestSSEIDsIncreaseInPublishOrder(t *testing.T) {
 	if len(events) != n {
 		t.Fatalf("got %d events, want %d", len(events), n)
 	}
-	var last uint64
+	var last message.ID
 	for i, e := range events {
-		id, err := strconv.ParseUint(e.id, 10, 64)
-		if err != nil || id <= last {
-			t.Fatalf("event %d: id %q after %d, want an increasing number", i, e.id, last)
+		id, err := message.ParseID(e.id)
+		if err != nil || !last.Less(id) {
+			t.Fatalf("event %d: id %q after %v, want an increasing id", i, e.id, last)
 		}
 		last = id
 		if e.data != itoa(i) {
@@ -222,7 +222,7 @@ func TestSSEEncodesOncePerMessage(t *testing.T) {
 	for _, envelope := range []bool{false, true} {
 		chunked, _ := sseFormat(true, envelope)
 		plain, _ := sseFormat(false, envelope)
-		m := &message.Message{ID: 9, Channel: "a/b", Type: "text/plain", Sender: "al\"ice", Body: []byte("x\ny\r\n\x01"),
+		m := &message.Message{ID: message.ID{Ms: 9}, Channel: "a/b", Type: "text/plain", Sender: "al\"ice", Body: []byte("x\ny\r\n\x01"),
 			Time: time.Now()}
 		c := m.Frame(chunked, false)
 		p := m.Frame(plain, false)
@@ -377,7 +377,7 @@ func FuzzSSERoundTrip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, typ, from, channel string, body []byte, id uint64, ms int64, envelope, located bool) {
 		channel = strings.ToValidUTF8(channel, "?") // the hub's names are UTF-8
 		ms %= 1 << 44                               // years 1413 to 2527
-		m := &message.Message{ID: id, Channel: channel, Type: typ, Sender: from, Body: body, Time: time.UnixMilli(ms)}
+		m := &message.Message{ID: message.ID{Ms: uint64(ms), Seq: id}, Channel: channel, Type: typ, Sender: from, Body: body, Time: time.UnixMilli(ms)}
 		chunked, _ := sseFormat(true, envelope)
 		plain, _ := sseFormat(false, envelope)
 		frame, c := m.Frame(plain, located), m.Frame(chunked, located)
@@ -392,8 +392,8 @@ func FuzzSSERoundTrip(f *testing.F) {
 			t.Fatalf("%q: %d events, want 1", frame, len(events))
 		}
 		e := events[0]
-		if e.id != strconv.FormatUint(id, 10) {
-			t.Fatalf("%q: id %q, want %d", frame, e.id, id)
+		if e.id != m.ID.String() {
+			t.Fatalf("%q: id %q, want %v", frame, e.id, m.ID)
 		}
 		if envelope {
 			if e.event != "message" {
@@ -446,7 +446,7 @@ func sseCheckEnvelope(t testing.TB, data string, m *message.Message) sseEnvelope
 	}
 	var env sseEnvelope
 	json.Unmarshal([]byte(data), &env)
-	if env.ID != strconv.FormatUint(m.ID, 10) || env.Channel != m.Channel ||
+	if env.ID != m.ID.String() || env.Channel != m.Channel ||
 		env.Type != strings.ToValidUTF8(m.Type, "\uFFFD") {
 		t.Fatalf("envelope %q: id, channel or type is not the message's %d %q %q", data, m.ID, m.Channel, m.Type)
 	}

@@ -85,7 +85,7 @@ func TestStalledCrowdDoesNotCostAHealthySubscriber(t *testing.T) {
 			t.Fatalf("the reading subscriber has %d of %d parts", got.parts.Load(), n)
 		}
 	}
-	if slow := ts.Hub().Stats().SlowDisconnects; slow < stalled {
+	if slow := ts.Stats().SlowDisconnects; slow < stalled {
 		t.Errorf("%d slow disconnects, want the %d stalled subscribers", slow, stalled)
 	}
 }
@@ -147,7 +147,7 @@ func TestStalledPullersDoNotStarveAReadingOne(t *testing.T) {
 			t.Fatalf("the reading puller has %d of %d accepted messages, want at least %d", len(seen), n, want)
 		}
 	}
-	if slow := ts.Hub().Stats().SlowDisconnects; slow == 0 {
+	if slow := ts.Stats().SlowDisconnects; slow == 0 {
 		t.Error("no stalled puller was dropped")
 	}
 }

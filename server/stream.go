@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/msgbus/msgbus/server/engine"
 	"github.com/msgbus/msgbus/server/hub"
 )
 
@@ -123,7 +124,7 @@ func (st *stream) dropped() {
 // a refusal needs): subscribe, then write the
 // head and the parts as they come. The fasthttp request context is released
 // as soon as this returns; the stream keeps only the raw connection.
-func (s *Server) startStream(c net.Conn, channel, cors string, opts hub.SubscribeOptions) {
+func (s *Server) startStream(c net.Conn, channel, cors string, opts hub.SubscribeOptions, resume *engine.Resume) {
 	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
 		c = u.UnsafeConn() // the raw *net.TCPConn can do vectored writes
 	}
@@ -140,7 +141,7 @@ func (s *Server) startStream(c net.Conn, channel, cors string, opts hub.Subscrib
 	s.wg.Add(1)
 	s.mu.Unlock()
 
-	sub, err := s.hub.Subscribe(channel, opts)
+	sub, resumed, err := s.engine.Subscribe(channel, opts, resume)
 	if err != nil {
 		reason := "shutting down"
 		if err == hub.ErrTooManySubscribers {
@@ -151,10 +152,22 @@ func (s *Server) startStream(c net.Conn, channel, cors string, opts hub.Subscrib
 		return
 	}
 	st.sub = sub
+	if resume != nil {
+		sub.Start(withHeaderLines(opts.Head, recoveredHeader(resumed.Recovered)))
+	}
 	s.log.Debug("subscribed", "channel", opts.Name, "remote", c.RemoteAddr().String())
 	st.wake() // the head, and whatever was published since Subscribe
 	st.beat = startHeartbeat(opts.Format, sub)
 	go st.read()
+}
+
+// recoveredHeader is the Msgbus-Recovered header line of a resumed
+// stream's head.
+func recoveredHeader(recovered bool) string {
+	if recovered {
+		return "Msgbus-Recovered: true\r\n"
+	}
+	return "Msgbus-Recovered: false\r\n"
 }
 
 // wake is the hub's Wake: frames wait and no flusher runs.
@@ -293,7 +306,7 @@ func (st *stream) read() {
 			break
 		}
 	}
-	st.srv.hub.Unsubscribe(st.sub)
+	st.srv.engine.Unsubscribe(st.sub)
 	st.beat.stop()
 	// The client is gone (a read error, or EOF: a client that half-closes
 	// counts as gone too). A flusher blocked on its full socket would wait

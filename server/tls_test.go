@@ -91,6 +91,7 @@ func tlsSubscribe(t *testing.T, ts *testServer, cert tlsCert, path string) *rawC
 	}
 	rc := &rawConn{t: t, Conn: c, r: bufio.NewReader(c)}
 	rc.expect(string(chunkedHead))
+	rc.withoutIDs(true)
 	return rc
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"errors"
+	"github.com/msgbus/msgbus/server/engine"
 	"github.com/msgbus/msgbus/server/message"
 	"io"
 	"net"
@@ -104,23 +105,34 @@ func (s *Server) publishPattern(ctx *fasthttp.RequestCtx, p pattern, topic, user
 	if !ok {
 		return
 	}
-	var n int
+	var (
+		p2  engine.Published
+		err error
+	)
 	switch p {
 	case patternBus:
 		m.Channel = busKey(topic)
-		n = s.hub.PublishExact(m, nil)
+		p2, err = s.engine.PublishExact(m, nil)
 	case patternPub:
-		n = s.hub.Publish(m)
+		key, ok := idempotencyKey(ctx)
+		if !ok {
+			return
+		}
+		m.Key = key
+		p2, err = s.engine.Publish(m)
 	case patternPush:
-		var err error
-		if n, err = s.hub.Push(m, ws); err != nil {
+		if p2, err = s.engine.Push(m, ws); errors.Is(err, hub.ErrBacklogFull) {
 			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
 			fail(ctx, fasthttp.StatusServiceUnavailable, "push backlog full: no puller is taking messages, try again later")
 			return
 		}
 	}
-	answerPublished(ctx, m, n)
 	releaseBody(ctx)
+	if err != nil {
+		s.unavailable(ctx, err)
+		return
+	}
+	answerPublished(ctx, p2)
 }
 
 // upgradePattern makes the WebSocket. A receiving pattern subscribes before
@@ -138,7 +150,14 @@ func (s *Server) upgradePattern(ctx *fasthttp.RequestCtx, p pattern, topic, user
 				return
 			}
 		}
-		if !s.subscribeWS(ctx, wc, filter) {
+		var resume *engine.Resume
+		if p == patternSub {
+			var ok bool
+			if resume, ok = s.parseResume(ctx); !ok {
+				return
+			}
+		}
+		if !s.subscribeWS(ctx, wc, filter, resume) {
 			return
 		}
 	}
@@ -154,7 +173,7 @@ func (s *Server) upgradePattern(ctx *fasthttp.RequestCtx, p pattern, topic, user
 
 // subscribeWS registers wc's subscription; it answers 503 itself and
 // reports false when it cannot.
-func (s *Server) subscribeWS(ctx *fasthttp.RequestCtx, wc *wsConn, filter *message.Filter) bool {
+func (s *Server) subscribeWS(ctx *fasthttp.RequestCtx, wc *wsConn, filter *message.Filter, resume *engine.Resume) bool {
 	st := &stream{srv: s, done: make(chan struct{}), pull: wc.pattern == patternPull}
 	s.mu.Lock()
 	if s.closing {
@@ -167,14 +186,17 @@ func (s *Server) subscribeWS(ctx *fasthttp.RequestCtx, wc *wsConn, filter *messa
 	s.mu.Unlock()
 	opts := hub.SubscribeOptions{Format: ws, Filter: filter, Wake: st.wake, Dropped: st.dropped,
 		Name: patternPrefixes[wc.pattern].prefix + wc.topic}
-	var err error
+	var (
+		err     error
+		resumed engine.Resumed
+	)
 	switch wc.pattern {
 	case patternBus:
-		st.sub, err = s.hub.Subscribe(busKey(wc.topic), opts)
+		st.sub, _, err = s.engine.Subscribe(busKey(wc.topic), opts, nil)
 	case patternSub:
-		st.sub, err = s.hub.Subscribe(wc.topic, opts)
+		st.sub, resumed, err = s.engine.Subscribe(wc.topic, opts, resume)
 	case patternPull:
-		st.sub, err = s.hub.SubscribePull(wc.topic, opts)
+		st.sub, err = s.engine.SubscribePull(wc.topic, opts)
 	}
 	if err != nil {
 		s.forget(st)
@@ -186,6 +208,10 @@ func (s *Server) subscribeWS(ctx *fasthttp.RequestCtx, wc *wsConn, filter *messa
 		return false
 	}
 	wc.st = st
+	if resume != nil {
+		ctx.Response.Header.Set("Msgbus-Recovered", strconv.FormatBool(resumed.Recovered))
+		st.sub.Start(nil) // the 101 answer is the head
+	}
 	// If the connection dies before the handshake's hijack runs, nothing
 	// else would unsubscribe.
 	wc.orphan = time.AfterFunc(2*upgrader.HandshakeTimeout, wc.abandon)
@@ -216,9 +242,9 @@ func (wc *wsConn) abandon() {
 
 func (wc *wsConn) unsubscribe(unsent [][]byte) {
 	if wc.pattern == patternPull {
-		wc.srv.hub.UnsubscribePull(wc.st.sub, unsent)
+		wc.srv.engine.UnsubscribePull(wc.st.sub, unsent)
 	} else {
-		wc.srv.hub.Unsubscribe(wc.st.sub)
+		wc.srv.engine.Unsubscribe(wc.st.sub)
 	}
 }
 
@@ -342,7 +368,8 @@ func (wc *wsConn) readLoop(c *websocket.Conn) {
 		if wc.pattern == patternSub || wc.pattern == patternPull {
 			continue
 		}
-		m := &message.Message{Channel: wc.topic, Type: wsBinaryType, Sender: wc.user, Body: buf.Bytes()}
+		// The engine keeps the body (history): it gets a copy of buf.
+		m := &message.Message{Channel: wc.topic, Type: wsBinaryType, Sender: wc.user, Body: bytes.Clone(buf.Bytes())}
 		if typ == websocket.TextMessage {
 			if !utf8.Valid(m.Body) {
 				wc.close(c, closeInvalidPayload, "a text frame must be valid UTF-8: send binary frames for other bytes")
@@ -357,11 +384,14 @@ func (wc *wsConn) readLoop(c *websocket.Conn) {
 			if !wc.echo {
 				except = wc.st.sub
 			}
-			wc.srv.hub.PublishExact(m, except)
+			wc.srv.engine.PublishExact(m, except)
 		case patternPub:
-			wc.srv.hub.Publish(m)
+			if _, err := wc.srv.engine.Publish(m); err != nil {
+				wc.close(c, closeTryAgainLater, "unavailable: "+firstLine(err.Error())+"; try again later")
+				return
+			}
 		case patternPush: // Push frames the body at once: the backlog keeps the frame
-			if _, err := wc.srv.hub.Push(m, ws); err != nil {
+			if _, err := wc.srv.engine.Push(m, ws); err != nil {
 				wc.close(c, closeTryAgainLater, "push backlog full: no puller is taking messages, try again later")
 				return
 			}

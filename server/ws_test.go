@@ -767,7 +767,7 @@ func TestSlowWebSocketSubscriberIsClosedAndOthersGetEverything(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("reading subscriber got %d of %d messages", received.Load(), n)
 	}
-	if got := ts.Hub().Stats().SlowDisconnects; got != 1 {
+	if got := ts.Stats().SlowDisconnects; got != 1 {
 		t.Errorf("SlowDisconnects = %d, want 1", got)
 	}
 	ts.waitSubscribers(t, 1)
@@ -950,7 +950,7 @@ func TestConnectDisconnectStormDuringPublishAndPush(t *testing.T) {
 		t.Error(err)
 	}
 	ts.waitSubscribers(t, 0)
-	if got := ts.Hub().Stats().Channels; got != 0 {
+	if got := ts.Stats().Channels; got != 0 {
 		t.Errorf("Channels = %d after everyone left, want 0", got)
 	}
 	// The server still serves.

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/msgbus/msgbus/server/message"
 	"io"
 	"log/slog"
 	"maps"
@@ -159,9 +160,9 @@ func (b *syncBuffer) Bytes() []byte { return []byte(b.String()) }
 func (ts *testServer) waitSubscribers(t *testing.T, n int64, cmd *exec.Cmd, stderr *syncBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for ts.Hub().Stats().Subscribers != n {
+	for ts.Stats().Subscribers != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("subscribers = %d, want %d; %s said: %s", ts.Hub().Stats().Subscribers, n, cmd.Path, stderr)
+			t.Fatalf("subscribers = %d, want %d; %s said: %s", ts.Stats().Subscribers, n, cmd.Path, stderr)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -459,7 +460,7 @@ func TestMsgsendJSONPrintsEachPublishOnStdout(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("msgsend --json -n 3 printed %q, want 3 lines", stdout)
 	}
-	var prev uint64
+	var prev message.ID
 	for _, line := range lines {
 		var r struct {
 			ID          string
@@ -471,8 +472,8 @@ func TestMsgsendJSONPrintsEachPublishOnStdout(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("line %q: %v", line, err)
 		}
-		id, err := strconv.ParseUint(r.ID, 10, 64)
-		if err != nil || id <= prev || r.Channel != "sensors/kitchen" || r.Type != "application/json" || r.Size != 14 ||
+		id, err := message.ParseID(r.ID)
+		if err != nil || !prev.Less(id) || r.Channel != "sensors/kitchen" || r.Type != "application/json" || r.Size != 14 ||
 			r.Subscribers == nil || *r.Subscribers != 1 {
 			t.Fatalf("line %q, want an increasing id, the channel, application/json, 14 bytes, 1 subscriber", line)
 		}

@@ -42,8 +42,10 @@ type Engine struct {
 	ids  message.IDGen
 	keys keyMemory
 
-	stop chan struct{}
-	done sync.WaitGroup
+	stop      chan struct{}
+	done      sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ engine.Engine = (*Engine)(nil)
@@ -123,7 +125,7 @@ func (e *Engine) Publish(m *message.Message) (engine.Published, error) {
 		if err := e.store.Sync(first); err != nil {
 			return engine.Published{}, unavailable(err)
 		}
-		return engine.Published{ID: first.ID, Duplicate: true}, nil
+		return engine.Published{ID: first.ID, Duplicate: true}, nil // Reached: not published again
 	case err != nil:
 		return engine.Published{}, err
 	}
@@ -211,10 +213,13 @@ func (e *Engine) Stats() engine.Stats {
 
 // Close implements engine.Engine: subscribers first, then the store.
 func (e *Engine) Close() error {
-	e.hub.Close()
-	close(e.stop)
-	e.done.Wait()
-	return e.store.Close()
+	e.closeOnce.Do(func() {
+		e.hub.Close()
+		close(e.stop)
+		e.done.Wait()
+		e.closeErr = e.store.Close()
+	})
+	return e.closeErr
 }
 
 func unavailable(err error) error {
