@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/msgbus/msgbus/server/engine"
@@ -45,6 +46,7 @@ type Engine struct {
 	stop      chan struct{}
 	done      sync.WaitGroup
 	closeOnce sync.Once
+	closed    atomic.Bool
 	closeErr  error
 }
 
@@ -100,6 +102,9 @@ var errDuplicate = errors.New("duplicate idempotency key")
 func (e *Engine) Publish(m *message.Message) (engine.Published, error) {
 	var first *message.Message
 	n, err := e.hub.Publish(m, func(m *message.Message) error {
+		if e.closed.Load() {
+			return hub.ErrClosed // its subscribers are gone: refuse, so the client retries elsewhere
+		}
 		if err := e.store.Err(); err != nil {
 			return unavailable(err)
 		}
@@ -214,6 +219,7 @@ func (e *Engine) Stats() engine.Stats {
 // Close implements engine.Engine: subscribers first, then the store.
 func (e *Engine) Close() error {
 	e.closeOnce.Do(func() {
+		e.closed.Store(true)
 		e.hub.Close()
 		close(e.stop)
 		e.done.Wait()
