@@ -19,3 +19,13 @@ func TestConformanceMemory(t *testing.T) {
 		return local.New(local.Config{Hub: hub.Config{MaxQueueBytes: 64 << 20}, Limits: lim})
 	})
 }
+
+func TestConformanceBolt(t *testing.T) {
+	enginetest.Run(t, func(t *testing.T, lim history.Limits) engine.Engine {
+		st, err := history.OpenBolt(t.TempDir(), lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return local.New(local.Config{Hub: hub.Config{MaxQueueBytes: 64 << 20}, Store: st})
+	})
+}
