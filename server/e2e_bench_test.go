@@ -85,7 +85,11 @@ func benchEndToEnd(b *testing.B, subs, publishers int, websocket bool) {
 	if websocket {
 		format = ws
 	}
-	frameLen := int64(len(format.Encode(&message.Message{Channel: "bench", Type: "text/plain", Body: []byte(body)}, false)))
+	// Ids ("<ms>-<seq>") make frames a digit or two longer now and then:
+	// this is the shortest, with a one-digit seq, so a subscriber that has
+	// N of them in bytes has all N messages but for a few rare long ids.
+	frameLen := int64(len(format.Encode(&message.Message{ID: message.ID{Ms: uint64(time.Now().UnixMilli())},
+		Channel: "bench", Type: "text/plain", Body: []byte(body)}, false)))
 	if n, err := strconv.ParseInt(os.Getenv("MSGBUS_BENCH_FRAME_BYTES"), 10, 64); err == nil {
 		frameLen = n // another server frames a message its own way
 	}
@@ -114,7 +118,7 @@ func benchEndToEnd(b *testing.B, subs, publishers int, websocket bool) {
 					break
 				}
 			}
-			if got != want {
+			if got < want {
 				short.Add(1)
 				for least := leastGot.Load(); got < least && !leastGot.CompareAndSwap(least, got); least = leastGot.Load() {
 				}
