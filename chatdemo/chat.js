@@ -14,10 +14,11 @@
 // id, so a replay never shows one twice.
 //
 // Why a room's history and its live lines merge without comparing ids
-// (they are opaque): the newest page is always fetched while the stream is
-// open, and the stream has had no gap since it first opened, so the page's
-// lines the room does not have yet are all older than the room's first
-// live line, and go before them.
+// (they are opaque): the stream has delivered every line after a point
+// fixed before it first opened, with no gap, and the newest page is
+// fetched while a stream is open, so that page's lines the room does not
+// have yet are all older than the room's first live line, and go before
+// them.
 (() => {
   const BASE = '/msgbus/chat';
   const HISTORY = '/history/chat';
@@ -316,15 +317,19 @@
     $('status').textContent = text;
   }
 
-  // The page reconnects by itself rather than leave it to EventSource, so
-  // that every new stream says where to resume in its URL: EventSource
-  // would reuse the first URL, and send no Last-Event-ID before a first
-  // event, missing what came during the break.
+  // Every stream starts where the page's lines end, with nothing between:
+  // ?since=<the last id the page has>. Before the first event, that is the
+  // newest line history keeps, asked before the first stream opens; when
+  // history keeps none, the stream asks for ?last=<all>, which is then only
+  // what was said after that question. The page reconnects by itself
+  // rather than leave it to EventSource, which would reuse the first URL and
+  // send no Last-Event-ID before a first event.
   let es = null;
-  let live = false; // the stream is open
+  let live = false; // a stream is open
   let wasLive = false;
-  let cursor = ''; // the id of the last event the stream delivered
-  let noneKept = false; // history had none of ours after the stream opened: all it keeps later is new
+  let cursor = ''; // the id of the newest line the page has
+  let noneKept = false; // no id, and history kept none of ours when asked: all it keeps now is new
+  let historyOn = true; // false on a server without /history: streams start live
   let retry = 1000;
 
   function streamURL() {
@@ -335,7 +340,35 @@
     return BASE + '?' + q;
   }
 
-  function connect() {
+  // where sets cursor to the newest line history keeps, or noneKept when
+  // it keeps none; it returns false when the server has no history.
+  async function where() {
+    const res = await fetch(HISTORY + '?' + FILTER + '&limit=1', { cache: 'no-store' });
+    if (res.status === 404) return false;
+    if (!res.ok) throw new Error(res.status + ' ' + (await res.text()).trim());
+    const p = await res.json();
+    const newest = Array.isArray(p.messages) ? p.messages[p.messages.length - 1] : null;
+    if (newest && newest.id) cursor = String(newest.id);
+    else noneKept = true;
+    return true;
+  }
+
+  function again() {
+    live = false;
+    status('connecting', wasLive ? 'reconnecting…' : 'connecting…');
+    setTimeout(connect, retry);
+    retry = Math.min(retry * 2, 10000);
+  }
+
+  async function connect() {
+    if (!cursor && !noneKept && historyOn) {
+      try {
+        historyOn = await where();
+      } catch {
+        again(); // the server is away: ask again with the next try
+        return;
+      }
+    }
     const s = new EventSource(streamURL());
     es = s;
     s.onopen = () => {
@@ -344,7 +377,6 @@
       status('live', 'connected');
       if (wasLive && current) add(current, { system: true, text: 'reconnected' });
       wasLive = true;
-      if (!cursor) probe(s);
       if (current) loadNewest(current);
     };
     s.onmessage = (ev) => {
@@ -361,28 +393,8 @@
       s.close();
       if (es !== s) return;
       es = null;
-      live = false;
-      status('connecting', wasLive ? 'reconnecting…' : 'connecting…');
-      setTimeout(connect, retry);
-      retry = Math.min(retry * 2, 10000);
+      again();
     };
-  }
-
-  // probe finds where to resume from when the stream has delivered nothing
-  // yet: the newest line history keeps, asked while the stream is open.
-  async function probe(s) {
-    let p;
-    try {
-      const res = await fetch(HISTORY + '?' + FILTER + '&limit=1', { cache: 'no-store' });
-      if (!res.ok) return;
-      p = await res.json();
-    } catch {
-      return;
-    }
-    if (es !== s || !live || cursor) return; // the stream moved on meanwhile
-    const newest = Array.isArray(p.messages) ? p.messages[p.messages.length - 1] : null;
-    if (newest && newest.id) cursor = String(newest.id);
-    else noneKept = true;
   }
 
   // --- forms ---
@@ -438,6 +450,7 @@
 
   window.addEventListener('hashchange', () => enter(hashRoom()));
 
+  let started = false;
   function start() {
     $('login').hidden = true;
     $('chat').hidden = false;
@@ -445,7 +458,10 @@
     room('lobby');
     room('random');
     enter(hashRoom() || 'lobby');
-    if (!es) connect();
+    if (!started) {
+      started = true;
+      connect();
+    }
   }
 
   if (me) start();

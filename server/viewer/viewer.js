@@ -301,36 +301,39 @@
     s.textContent = text;
   }
 
-  // The viewer reconnects by itself rather than leave it to EventSource, so
-  // that every new stream says in its URL where to resume (server/PROTOCOL.md
-  // §6): ?since=<the last id delivered>. EventSource would reuse the first
-  // URL (with a ?last= asked for there, replayed again) and sends no
-  // Last-Event-ID before a first event, missing what came during the break.
-  // Ids are kept for a while, so a message replayed twice is shown once.
+  // Every stream starts where the viewer's messages end, with nothing
+  // between (server/PROTOCOL.md §6): ?since=<the last id delivered>. Before
+  // the first event, that is the newest message history keeps for this
+  // view, asked before the first stream opens; when history keeps none,
+  // the stream asks for ?last=<all>, which is then only what came after
+  // that question. A ?since= or ?last= in the page's own address is asked
+  // for as given on the first stream. The viewer reconnects by itself
+  // rather than leave it to EventSource, which would reuse the first URL
+  // and send no Last-Event-ID before a first event. Ids are kept for a
+  // while, so a message delivered twice is shown once.
   const RESUME_ALL = 1000; // ?last= for "everything kept" (the server caps it at --resume-max)
   const query = new URLSearchParams(location.search);
   query.set('envelope', 'json');
   const filters = new URLSearchParams();
   for (const k of ['type', 'sender']) if (query.has(k)) filters.set(k, query.get(k));
+  let asked = query.has('since') || Number(query.get('last')) > 0; // the first stream, as the address asks
 
   let es = null;
-  let live = false;
-  let cursor = ''; // the id of the last event the stream delivered
-  let noneKept = false; // history had none of ours after the stream opened: all it keeps later is new
+  let cursor = ''; // the id of the last message delivered
+  let noneKept = false; // no id, and history kept none of ours when asked: all it keeps now is new
+  let historyOn = true; // false on a server without /history: streams start live
   let retry = 1000;
-  let first = true; // the first stream asks what the page's URL asks (a ?last=N, say)
   const seen = new Set();
   const seenOrder = [];
 
   function streamURL() {
     const q = new URLSearchParams(query);
-    if (!first) {
+    if (!asked) {
       q.delete('since');
       q.delete('last');
       if (cursor) q.set('since', cursor);
       else if (noneKept) q.set('last', String(RESUME_ALL));
     }
-    first = false;
     return location.pathname + '?' + q;
   }
 
@@ -343,14 +346,50 @@
     return true;
   }
 
-  function connect() {
+  // where sets cursor to the newest message history keeps for this view,
+  // or noneKept when it keeps none; it returns false when the server has
+  // no history.
+  async function where() {
+    const q = new URLSearchParams(filters);
+    q.set('limit', '1');
+    const res = await fetch('/history/' + path.slice(PREFIX.length) + '?' + q, { cache: 'no-store' });
+    if (res.status === 404) return false;
+    if (!res.ok) throw new Error(res.status + ' ' + (await res.text()).trim());
+    const p = await res.json();
+    const newest = Array.isArray(p.messages) ? p.messages[p.messages.length - 1] : null;
+    if (newest && newest.id) cursor = String(newest.id);
+    else noneKept = true;
+    return true;
+  }
+
+  function again() {
+    status('connecting', 'reconnecting…');
+    setTimeout(connect, retry);
+    retry = Math.min(retry * 2, 10000);
+  }
+
+  async function connect() {
+    if (!asked && !cursor && !noneKept && historyOn) {
+      try {
+        historyOn = await where();
+      } catch {
+        again(); // the server is away: ask again with the next try
+        return;
+      }
+    }
     const s = new EventSource(streamURL());
     es = s;
     s.onopen = () => {
-      live = true;
       retry = 1000;
       status('live', 'live');
-      if (!cursor) probe(s);
+      if (asked) {
+        // The address's own ?since= or ?last=: with nothing delivered,
+        // the next stream resumes from that since, or takes all that is
+        // kept by then.
+        asked = false;
+        if (!cursor && query.get('since')) cursor = query.get('since');
+        else if (!cursor && Number(query.get('last')) > 0) noneKept = true;
+      }
     };
     s.onmessage = (ev) => {
       if (ev.lastEventId) {
@@ -367,31 +406,9 @@
       s.close();
       if (es !== s) return;
       es = null;
-      live = false;
-      status('connecting', 'reconnecting…');
-      setTimeout(connect, retry);
-      retry = Math.min(retry * 2, 10000);
+      asked = false; // a ?since= the server refused is not asked again
+      again();
     };
-  }
-
-  // probe finds where to resume from while the stream has delivered
-  // nothing: the newest message history keeps for this view, asked while
-  // the stream is open.
-  async function probe(s) {
-    const q = new URLSearchParams(filters);
-    q.set('limit', '1');
-    let p;
-    try {
-      const res = await fetch('/history/' + path.slice(PREFIX.length) + '?' + q, { cache: 'no-store' });
-      if (!res.ok) return; // no history on this server
-      p = await res.json();
-    } catch {
-      return;
-    }
-    if (es !== s || !live || cursor) return; // the stream moved on meanwhile
-    const newest = Array.isArray(p.messages) ? p.messages[p.messages.length - 1] : null;
-    if (newest && newest.id) cursor = String(newest.id);
-    else noneKept = true;
   }
   connect();
 })();
