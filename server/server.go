@@ -161,22 +161,6 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ResumeMax <= 0 {
 		s.cfg.ResumeMax = DefaultResumeMax
 	}
-	store, err := openStore(&cfg)
-	if err != nil {
-		return nil, err
-	}
-	s.engine = local.New(local.Config{
-		Hub: hub.Config{
-			MaxQueueBytes:      cfg.MaxQueueBytes,
-			MaxSubscribers:     cfg.MaxSubscribers,
-			MaxBacklogMessages: cfg.MaxBacklogMessages,
-			MaxBacklogBytes:    cfg.MaxBacklogBytes,
-			MaxBacklogTotal:    cfg.MaxBacklogTotalBytes,
-			PullerStall:        cfg.PullerStall,
-			Logger:             cfg.Logger,
-		},
-		Store: store,
-	})
 	s.origins = origins
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
 		return nil, errors.New("server: TLS needs both a certificate (--tls-cert) and a key (--tls-key)")
@@ -195,6 +179,24 @@ func New(cfg Config) (*Server, error) {
 	} else if cfg.ExampleApp {
 		s.serveExampleApp()
 	}
+	// The engine last: nothing after it can fail, and it runs a goroutine
+	// that only Shutdown stops.
+	store, err := openStore(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.engine = local.New(local.Config{
+		Hub: hub.Config{
+			MaxQueueBytes:      cfg.MaxQueueBytes,
+			MaxSubscribers:     cfg.MaxSubscribers,
+			MaxBacklogMessages: cfg.MaxBacklogMessages,
+			MaxBacklogBytes:    cfg.MaxBacklogBytes,
+			MaxBacklogTotal:    cfg.MaxBacklogTotalBytes,
+			PullerStall:        cfg.PullerStall,
+			Logger:             cfg.Logger,
+		},
+		Store: store,
+	})
 	s.http = &fasthttp.Server{
 		Handler:                       s.handle,
 		ErrorHandler:                  s.handleError,

@@ -28,9 +28,6 @@ type Config struct {
 	Store  history.Store
 	Limits history.Limits // for the memory store when Store is nil
 	KeyTTL time.Duration  // zero means DefaultKeyTTL
-	// ExpireEvery is how often retained messages past their TTL are let
-	// go when nothing is published; zero means a second.
-	ExpireEvery time.Duration
 }
 
 // Engine is the local engine. Its methods are safe for concurrent use.
@@ -61,34 +58,15 @@ func New(cfg Config) *Engine {
 	if cfg.KeyTTL <= 0 {
 		cfg.KeyTTL = DefaultKeyTTL
 	}
-	if cfg.ExpireEvery <= 0 {
-		cfg.ExpireEvery = time.Second
-	}
 	e := &Engine{hub: hub.New(cfg.Hub), store: cfg.Store, keyTTL: cfg.KeyTTL, stop: make(chan struct{})}
 	e.ids.Resume(cfg.Store.LastID())
 	e.keys.m = make(map[keyOf]keyEntry)
 	for _, m := range cfg.Store.Recent(time.Now().Add(-cfg.KeyTTL)) {
 		e.keys.add(m)
 	}
-	if x, ok := cfg.Store.(interface{ Expire() }); ok {
-		e.done.Add(1)
-		go e.expire(x, cfg.ExpireEvery)
-	}
+	// Messages past their TTL are let go at the next publish (the store's
+	// Append evicts them) and never served meanwhile, so no timer runs.
 	return e
-}
-
-func (e *Engine) expire(x interface{ Expire() }, every time.Duration) {
-	defer e.done.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-e.stop:
-			return
-		case <-t.C:
-			x.Expire()
-		}
-	}
 }
 
 // Hub returns the engine's hub.
