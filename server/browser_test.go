@@ -74,15 +74,25 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.WindowSize(1000, 720),
 	)
 	// A whole test's deadline: nothing a browser does here takes long.
-	base, stop := context.WithTimeout(context.Background(), 60*time.Second)
-	alloc, allocCancel := chromedp.NewExecAllocator(base, opts...)
-	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(func() {
-		cancel()      // closes the browser
-		allocCancel() // waits for its process
-		stop()
-	})
-	if err := chromedp.Do(ctx); err != nil {
+	// Chromium now and then fails to launch on a loaded machine (its
+	// wrapper script, crashpad): try three times before failing.
+	var ctx context.Context
+	var err error
+	for range 3 {
+		base, stop := context.WithTimeout(context.Background(), 60*time.Second)
+		alloc, allocCancel := chromedp.NewExecAllocator(base, opts...)
+		c, cancel := chromedp.NewContext(alloc)
+		t.Cleanup(func() {
+			cancel()      // closes the browser
+			allocCancel() // waits for its process
+			stop()
+		})
+		if err = chromedp.Do(c); err == nil {
+			ctx = c
+			break
+		}
+	}
+	if err != nil {
 		t.Fatalf("starting %s: %v", browserBinary(t), err)
 	}
 	return &browser{t: t, ctx: ctx, shots: t.TempDir()}

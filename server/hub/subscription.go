@@ -54,6 +54,7 @@ type Subscription struct {
 	// replay also holds can be dropped: replay and live meet with no gap
 	// and no duplicate.
 	held   bool
+	after  message.ID // set by Replay: live frames up to it are the replay's
 	early  []earlyFrame
 	replay replayState
 }
@@ -224,6 +225,7 @@ func (s *Subscription) Replay(msgs []*message.Message, after message.ID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.replay = replayState{msgs: msgs}
+	s.after = after // a publish already read into msgs may still be fanning out
 	kept := s.early[:0]
 	for _, e := range s.early {
 		if after.Less(e.id) {
@@ -299,12 +301,17 @@ func (s *Subscription) deliver(id message.ID, b []byte) delivery {
 		s.dropLocked()
 		return droppedNow
 	}
-	s.queued += len(b)
 	if s.held {
+		if !s.after.Less(id) && !s.after.IsZero() {
+			s.mu.Unlock()
+			return queued // the replay has it
+		}
+		s.queued += len(b)
 		s.early = append(s.early, earlyFrame{id, b})
 		s.mu.Unlock()
 		return queued
 	}
+	s.queued += len(b)
 	s.queue = append(s.queue, b)
 	wake := s.waiting
 	s.waiting = false
