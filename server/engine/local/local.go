@@ -40,8 +40,6 @@ type Engine struct {
 	ids  message.IDGen
 	keys keyMemory
 
-	stop      chan struct{}
-	done      sync.WaitGroup
 	closeOnce sync.Once
 	closed    atomic.Bool
 	closeErr  error
@@ -58,9 +56,9 @@ func New(cfg Config) *Engine {
 	if cfg.KeyTTL <= 0 {
 		cfg.KeyTTL = DefaultKeyTTL
 	}
-	e := &Engine{hub: hub.New(cfg.Hub), store: cfg.Store, keyTTL: cfg.KeyTTL, stop: make(chan struct{})}
+	e := &Engine{hub: hub.New(cfg.Hub), store: cfg.Store, keyTTL: cfg.KeyTTL}
 	e.ids.Resume(cfg.Store.LastID())
-	e.keys.m = make(map[keyOf]keyEntry)
+	e.keys.m = make(map[keyOf]*message.Message)
 	for _, m := range cfg.Store.Recent(time.Now().Add(-cfg.KeyTTL)) {
 		e.keys.add(m)
 	}
@@ -199,8 +197,6 @@ func (e *Engine) Close() error {
 	e.closeOnce.Do(func() {
 		e.closed.Store(true)
 		e.hub.Close()
-		close(e.stop)
-		e.done.Wait()
 		e.closeErr = e.store.Close()
 	})
 	return e.closeErr
@@ -216,18 +212,17 @@ func unavailable(err error) error {
 // keyMemory remembers recent idempotency keys by channel, in the order
 // they came, so that forgetting the old ones costs O(1) each.
 type keyMemory struct {
-	m     map[keyOf]keyEntry
+	m     map[keyOf]*message.Message
 	order []keyOf // oldest first, from head
 	head  int
 }
 
 type keyOf struct{ channel, key string }
 
-type keyEntry struct{ m *message.Message }
 
 func (k *keyMemory) lookup(channel, key string, oldest time.Time) *message.Message {
-	if e, ok := k.m[keyOf{channel, key}]; ok && !e.m.Time.Before(oldest) {
-		return e.m
+	if e, ok := k.m[keyOf{channel, key}]; ok && !e.Time.Before(oldest) {
+		return e
 	}
 	return nil
 }
@@ -237,14 +232,14 @@ func (k *keyMemory) add(m *message.Message) {
 	if _, ok := k.m[id]; !ok {
 		k.order = append(k.order, id)
 	}
-	k.m[id] = keyEntry{m}
+	k.m[id] = m
 }
 
 // forget lets go of the keys older than oldest.
 func (k *keyMemory) forget(oldest time.Time) {
 	for k.head < len(k.order) {
 		id := k.order[k.head]
-		if e, ok := k.m[id]; ok && !e.m.Time.Before(oldest) {
+		if e, ok := k.m[id]; ok && !e.Time.Before(oldest) {
 			break
 		}
 		delete(k.m, id)
