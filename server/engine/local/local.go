@@ -219,7 +219,6 @@ type keyMemory struct {
 
 type keyOf struct{ channel, key string }
 
-
 func (k *keyMemory) lookup(channel, key string, oldest time.Time) *message.Message {
 	if e, ok := k.m[keyOf{channel, key}]; ok && !e.Time.Before(oldest) {
 		return e
