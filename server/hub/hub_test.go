@@ -835,3 +835,28 @@ func pub(h *Hub, m *message.Message) int {
 func pushMsg(h *Hub, m *message.Message, f message.Format) (int, error) {
 	return h.Push(m, f, testOrder)
 }
+
+// A publish the replay read can lock its nodes before the replay and fan
+// out after Start; the subscriber must not get it twice. The test gives
+// the live publish the replayed id, which is what such a late fan-out
+// looks like to the subscription.
+func TestReplayedMessageFannedOutAfterStartIsNotDuplicated(t *testing.T) {
+	h := newTestHub(Config{})
+	f := &testFormat{name: "f"}
+	ts := &testSub{}
+	s, err := h.Subscribe("w", SubscribeOptions{Format: f, Held: true, Wake: func() { ts.wakes.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Subscription = s
+	replayed := &message.Message{Channel: "w", Body: []byte("r")}
+	pub(h, replayed) // held: kept early, then dropped by Replay
+	s.Replay([]*message.Message{replayed}, message.ID{})
+	s.Start(nil)
+	late := &message.Message{Channel: "w", Body: []byte("late")}
+	if _, err := h.Publish(late, func(m *message.Message) error { m.ID = replayed.ID; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	pub(h, &message.Message{Channel: "w", Body: []byte("next")})
+	wantFrames(t, ts, "f-:r", "f-:next")
+}

@@ -301,11 +301,14 @@ func (s *Subscription) deliver(id message.ID, b []byte) delivery {
 		s.dropLocked()
 		return droppedNow
 	}
+	if !s.after.IsZero() && !s.after.Less(id) {
+		// The replay has it. This holds after Start too: a publish the
+		// replay read may have locked its nodes before the replay and
+		// still be fanning out after Start.
+		s.mu.Unlock()
+		return queued
+	}
 	if s.held {
-		if !s.after.Less(id) && !s.after.IsZero() {
-			s.mu.Unlock()
-			return queued // the replay has it
-		}
 		s.queued += len(b)
 		s.early = append(s.early, earlyFrame{id, b})
 		s.mu.Unlock()
