@@ -4,9 +4,12 @@ import (
 	"errors"
 	"github.com/msgbus/msgbus/server/message"
 	"net/url"
+
+	"github.com/msgbus/msgbus/server/wire"
 )
 
-const busPrefix = "/msgbus/"
+// busPrefix is where the bus is routed: wire names channels by it too.
+const busPrefix = wire.BusPrefix
 
 var (
 	errBadEscape = errors.New("channel name has an invalid percent-encoding")

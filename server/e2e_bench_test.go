@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"github.com/msgbus/msgbus/server/message"
+	"github.com/msgbus/msgbus/server/wire"
 	"io"
 	"net"
 	"os"
@@ -81,9 +82,9 @@ func benchEndToEnd(b *testing.B, subs, publishers int, websocket bool) {
 		ts = startServer(b, Config{MaxQueueBytes: 8 << 20})
 	}
 	body := strings.Repeat("x", 100)
-	format := chunked
+	format, _ := wire.Multipart(true)
 	if websocket {
-		format = ws
+		format = wire.WebSocket
 	}
 	// Ids ("<ms>-<seq>") make frames a digit or two longer now and then:
 	// this is the shortest, with a one-digit seq, so a subscriber that has

@@ -17,6 +17,7 @@ import (
 	"github.com/msgbus/msgbus/server/engine"
 	"github.com/msgbus/msgbus/server/hub"
 	"github.com/msgbus/msgbus/server/ui"
+	"github.com/msgbus/msgbus/server/wire"
 )
 
 const defaultType = "application/octet-stream"
@@ -286,12 +287,9 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, channel string) {
 		fail(ctx, fasthttp.StatusServiceUnavailable, errTooMany)
 		return
 	}
-	format, head := chunked, chunkedHead
-	if !ctx.Request.Header.IsHTTP11() {
-		format, head = plain, plainHead
-	}
+	format, head := wire.Multipart(ctx.Request.Header.IsHTTP11())
 	if want == wantSSE {
-		format, head = sseFormat(ctx.Request.Header.IsHTTP11(), string(ctx.QueryArgs().Peek("envelope")) == "json")
+		format, head = wire.SSE(ctx.Request.Header.IsHTTP11(), string(ctx.QueryArgs().Peek("envelope")) == "json")
 	}
 	cors := ""
 	if len(s.origins) > 0 {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/msgbus/msgbus/server/wire"
 )
 
 // testServer is a real Server on 127.0.0.1:0.
@@ -224,7 +226,13 @@ func part(headers, body string) string {
 }
 
 // chunkOf frames p as one HTTP/1.1 chunk.
-func chunkOf(p string) string { return string(chunk([]byte(p), nil)) }
+func chunkOf(p string) string { return strconv.FormatInt(int64(len(p)), 16) + "\r\n" + p + "\r\n" }
+
+// The response heads of a multipart stream, HTTP/1.1 and 1.0.
+var (
+	_, chunkedHead = wire.Multipart(true)
+	_, plainHead   = wire.Multipart(false)
+)
 
 func itoa(n int) string { return strconv.Itoa(n) }
 

@@ -2,12 +2,12 @@ package server
 
 import (
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/msgbus/msgbus/server/history"
 	"github.com/msgbus/msgbus/server/message"
+	"github.com/msgbus/msgbus/server/wire"
 )
 
 // DefaultHistoryLimit is how many messages a /history/ page has when the
@@ -87,7 +87,7 @@ func appendPage(b []byte, page history.Page) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, envelopeOf(m, utf8.Valid(m.Body))...)
+		b = append(b, wire.Envelope(m)...)
 	}
 	b = append(b, `],"more":`...)
 	b = strconv.AppendBool(b, page.More)

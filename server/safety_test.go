@@ -17,6 +17,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/fasthttp/websocket"
+
+	"github.com/msgbus/msgbus/server/wire"
 )
 
 func TestCrossSitePagesCannotUseTheBusByDefault(t *testing.T) {
@@ -166,7 +168,7 @@ func TestInvalidUTF8TextFrameClosesWith1007(t *testing.T) {
 	for _, path := range []string{"/pub/x", "/bus/x", "/push/x", "/sub/x", "/pull/x"} {
 		c := ts.wsConnect(t, path)
 		c.send(websocket.TextMessage, "bad \xff\xfe text")
-		c.expectClose(closeInvalidPayload)
+		c.expectClose(wire.CloseInvalidPayload)
 	}
 	// Nothing of it was published, and the bus goes on.
 	ts.wsPost(t, "/msgbus/x", "text/plain", "next", http.StatusNoContent)

@@ -20,8 +20,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/msgbus/msgbus/server/hub"
 	"github.com/msgbus/msgbus/server/viewer"
+	"github.com/msgbus/msgbus/server/wire"
 )
 
 const sseAccept = "Accept: text/event-stream\r\n"
@@ -210,60 +210,6 @@ func TestSSEFiltersAsMultipart(t *testing.T) {
 	}
 }
 
-func TestSSEDroppedSubscriberIsCutWithoutGoodbye(t *testing.T) {
-	for _, f := range []message.Format{sseChunked, ssePlain, sseEnvelopeChunked, sseEnvelopePlain} {
-		if f.End(hub.ErrSlowConsumer) != nil {
-			t.Errorf("%#v.End(ErrSlowConsumer) is not nil: a dropped stream would look cleanly ended", f)
-		}
-	}
-}
-
-func TestSSEEncodesOncePerMessage(t *testing.T) {
-	for _, envelope := range []bool{false, true} {
-		chunked, _ := sseFormat(true, envelope)
-		plain, _ := sseFormat(false, envelope)
-		m := &message.Message{ID: message.ID{Ms: 9}, Channel: "a/b", Type: "text/plain", Sender: "al\"ice", Body: []byte("x\ny\r\n\x01"),
-			Time: time.Now()}
-		c := m.Frame(chunked, false)
-		p := m.Frame(plain, false)
-		if &c[len(c)-3] != &p[len(p)-1] {
-			t.Errorf("envelope %v: the HTTP/1.0 event is not a slice of the chunked frame", envelope)
-		}
-		if want := chunkOf(string(p)); string(c) != want {
-			t.Errorf("envelope %v: chunked frame %q, want %q", envelope, c, want)
-		}
-		if cap(c)-len(c) > 64 {
-			t.Errorf("envelope %v: frame capacity %d for length %d: the size estimate is off", envelope, cap(c), len(c))
-		}
-		// A parent's or the root's subscribers share the frame: nothing
-		// in it depends on where it is delivered.
-		if lc := m.Frame(chunked, true); &lc[0] != &c[0] {
-			t.Errorf("envelope %v: a located subscriber's frame is a copy", envelope)
-		}
-	}
-}
-
-func TestSSEFormatByVersionAndEnvelope(t *testing.T) {
-	for _, c := range []struct {
-		http11, envelope bool
-		format           message.Format
-		head             []byte
-	}{
-		{true, false, sseChunked, sseChunkedHead},
-		{false, false, ssePlain, ssePlainHead},
-		{true, true, sseEnvelopeChunked, sseChunkedHead},
-		{false, true, sseEnvelopePlain, ssePlainHead},
-	} {
-		f, head := sseFormat(c.http11, c.envelope)
-		if f != c.format || !bytes.Equal(head, c.head) {
-			t.Errorf("sseFormat(%v, %v) = %#v, %q; want %#v, %q", c.http11, c.envelope, f, head, c.format, c.head)
-		}
-	}
-	if sseChunked == sseEnvelopeChunked || ssePlain == sseEnvelopePlain {
-		t.Error("an envelope format equals a bare one: the hub would share their frames")
-	}
-}
-
 func TestNegotiatePicksByAccept(t *testing.T) {
 	cases := []struct {
 		accept string
@@ -378,8 +324,8 @@ func FuzzSSERoundTrip(f *testing.F) {
 		channel = strings.ToValidUTF8(channel, "?") // the hub's names are UTF-8
 		ms %= 1 << 44                               // years 1413 to 2527
 		m := &message.Message{ID: message.ID{Ms: uint64(ms), Seq: id}, Channel: channel, Type: typ, Sender: from, Body: body, Time: time.UnixMilli(ms)}
-		chunked, _ := sseFormat(true, envelope)
-		plain, _ := sseFormat(false, envelope)
+		chunked, _ := wire.SSE(true, envelope)
+		plain, _ := wire.SSE(false, envelope)
 		frame, c := m.Frame(plain, located), m.Frame(chunked, located)
 		if string(c) != chunkOf(string(frame)) {
 			t.Fatalf("chunked frame %q is not the HTTP/1.0 event %q as a chunk", c, frame)

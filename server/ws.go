@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/msgbus/msgbus/server/hub"
+	"github.com/msgbus/msgbus/server/wire"
 )
 
 // The WebSocket patterns of Mercury, on the hub's one index (PROTOCOL.md §4).
@@ -53,7 +54,7 @@ const (
 var (
 	pingInterval = 30 * time.Second
 	pongWait     = 75 * time.Second
-	wsPingFrame  = wsFrame(opPing, nil)
+	wsPingFrame  = wire.WSFrame(wire.OpPing, nil)
 )
 
 var upgrader = websocket.FastHTTPUpgrader{
@@ -121,7 +122,7 @@ func (s *Server) publishPattern(ctx *fasthttp.RequestCtx, p pattern, topic, user
 		m.Key = key
 		p2, err = s.engine.Publish(m)
 	case patternPush:
-		if p2, err = s.engine.Push(m, ws); errors.Is(err, hub.ErrBacklogFull) {
+		if p2, err = s.engine.Push(m, wire.WebSocket); errors.Is(err, hub.ErrBacklogFull) {
 			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
 			fail(ctx, fasthttp.StatusServiceUnavailable, "push backlog full: no puller is taking messages, try again later")
 			return
@@ -184,7 +185,7 @@ func (s *Server) subscribeWS(ctx *fasthttp.RequestCtx, wc *wsConn, filter *messa
 	s.streams[st] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	opts := hub.SubscribeOptions{Format: ws, Filter: filter, Wake: st.wake, Dropped: st.dropped,
+	opts := hub.SubscribeOptions{Format: wire.WebSocket, Filter: filter, Wake: st.wake, Dropped: st.dropped,
 		Name: patternPrefixes[wc.pattern].prefix + wc.topic}
 	var (
 		err     error
@@ -270,15 +271,15 @@ func (wc *wsConn) serve(c *websocket.Conn) {
 		// Control frames go through the queue too, so one writer writes
 		// everything on the socket.
 		c.SetPingHandler(func(data string) error {
-			wc.st.sub.Send(wsFrame(opPong, []byte(data)))
+			wc.st.sub.Send(wire.WSFrame(wire.OpPong, []byte(data)))
 			return c.SetReadDeadline(time.Now().Add(pongWait))
 		})
 		c.SetCloseHandler(func(code int, _ string) error {
 			// Echo the peer's code (RFC 6455 §5.5.1); a close without one
 			// (1005 is never on the wire) is answered without one.
-			reply := wsFrame(opClose, nil)
+			reply := wire.WSFrame(wire.OpClose, nil)
 			if code != websocket.CloseNoStatusReceived {
-				reply = wsClose(code, "")
+				reply = wire.WSClose(code, "")
 			}
 			wc.st.sub.Finish(reply)
 			return nil
@@ -346,7 +347,7 @@ func (wc *wsConn) readLoop(c *websocket.Conn) {
 			n, err = io.CopyBuffer(&v, io.LimitReader(r, int64(max)+1), *scratch)
 			copyBuffers.Put(scratch)
 			if err == nil && n <= int64(max) && typ == websocket.TextMessage && !v.valid() {
-				wc.close(c, closeInvalidPayload, "a text frame must be valid UTF-8")
+				wc.close(c, wire.CloseInvalidPayload, "a text frame must be valid UTF-8")
 				return
 			}
 		} else {
@@ -362,7 +363,7 @@ func (wc *wsConn) readLoop(c *websocket.Conn) {
 			return
 		}
 		if n > int64(max) {
-			wc.close(c, closeTooBig, "message too large: the limit is "+strconv.Itoa(max)+" bytes")
+			wc.close(c, wire.CloseTooBig, "message too large: the limit is "+strconv.Itoa(max)+" bytes")
 			return
 		}
 		if wc.pattern == patternSub || wc.pattern == patternPull {
@@ -372,7 +373,7 @@ func (wc *wsConn) readLoop(c *websocket.Conn) {
 		m := &message.Message{Channel: wc.topic, Type: wsBinaryType, Sender: wc.user, Body: bytes.Clone(buf.Bytes())}
 		if typ == websocket.TextMessage {
 			if !utf8.Valid(m.Body) {
-				wc.close(c, closeInvalidPayload, "a text frame must be valid UTF-8: send binary frames for other bytes")
+				wc.close(c, wire.CloseInvalidPayload, "a text frame must be valid UTF-8: send binary frames for other bytes")
 				return
 			}
 			m.Type = wsTextType
@@ -387,12 +388,12 @@ func (wc *wsConn) readLoop(c *websocket.Conn) {
 			wc.srv.engine.PublishExact(m, except)
 		case patternPub:
 			if _, err := wc.srv.engine.Publish(m); err != nil {
-				wc.close(c, closeTryAgainLater, "unavailable: "+firstLine(err.Error())+"; try again later")
+				wc.close(c, wire.CloseTryAgainLater, "unavailable: "+firstLine(err.Error())+"; try again later")
 				return
 			}
 		case patternPush: // Push frames the body at once: the backlog keeps the frame
-			if _, err := wc.srv.engine.Push(m, ws); err != nil {
-				wc.close(c, closeTryAgainLater, "push backlog full: no puller is taking messages, try again later")
+			if _, err := wc.srv.engine.Push(m, wire.WebSocket); err != nil {
+				wc.close(c, wire.CloseTryAgainLater, "push backlog full: no puller is taking messages, try again later")
 				return
 			}
 		}
@@ -452,7 +453,7 @@ func (v *utf8Checker) valid() bool { return !v.bad && v.n == 0 }
 // flusher owns the socket, directly otherwise.
 func (wc *wsConn) close(c *websocket.Conn, code int, reason string) {
 	if wc.st != nil {
-		wc.st.sub.Finish(wsClose(code, reason))
+		wc.st.sub.Finish(wire.WSClose(code, reason))
 		return
 	}
 	c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
@@ -489,7 +490,7 @@ func (s *Server) closeSenders() {
 	}
 	s.mu.Unlock()
 	for _, c := range senders {
-		c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeGoingAway, "server shutting down"),
+		c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(wire.CloseGoingAway, "server shutting down"),
 			time.Now().Add(time.Second))
 		c.NetConn().Close()
 	}

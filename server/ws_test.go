@@ -961,23 +961,3 @@ func TestConnectDisconnectStormDuringPublishAndPush(t *testing.T) {
 	ts.wsPost(t, "/push/storm2", "text/plain", "pushed after", http.StatusNoContent)
 	puller.expectText("pushed after")
 }
-
-// TestOnlyMessageFramesMoveToAnotherPuller: a departed puller's pings,
-// pongs and close stay its own; its messages go on to the other pullers.
-func TestOnlyMessageFramesMoveToAnotherPuller(t *testing.T) {
-	for _, tc := range []struct {
-		frame []byte
-		want  bool
-	}{
-		{wsFrame(opText, []byte("job")), true},
-		{wsFrame(opBinary, []byte{0, 1}), true},
-		{wsPingFrame, false},
-		{wsFrame(opPong, []byte("x")), false},
-		{wsClose(closeGoingAway, "bye"), false},
-		{wsFrame(opClose, nil), false},
-	} {
-		if got := (wsFormat{}).Redeliverable(tc.frame); got != tc.want {
-			t.Errorf("Redeliverable(% x) = %v, want %v", tc.frame[:2], got, tc.want)
-		}
-	}
-}

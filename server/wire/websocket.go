@@ -1,12 +1,12 @@
-package server
+package wire
 
 import (
 	"encoding/binary"
-	"github.com/msgbus/msgbus/server/message"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/msgbus/msgbus/server/hub"
+	"github.com/msgbus/msgbus/server/message"
 )
 
 // WebSocket framing (RFC 6455 §5.2), server to client, so unmasked. The
@@ -14,26 +14,31 @@ import (
 // that each message is framed once and the same bytes go to every
 // WebSocket subscriber, written in batches by the flush pool like
 // multipart parts.
+//
+// The server queues its own control frames (pings, pongs, its close) on a
+// subscriber's queue too, so that one writer writes the socket: hence the
+// exported opcodes and WSFrame, WSClose.
 const (
 	opText   = 0x1
 	opBinary = 0x2
-	opClose  = 0x8
-	opPing   = 0x9
-	opPong   = 0xA
+	OpClose  = 0x8
+	OpPing   = 0x9
+	OpPong   = 0xA
 )
 
-// Close codes (RFC 6455 §7.4.1).
+// Close codes (RFC 6455 §7.4.1) the server ends a WebSocket with.
 const (
-	closeGoingAway       = 1001
-	closeInvalidPayload  = 1007
-	closePolicyViolation = 1008
-	closeTooBig          = 1009
-	closeTryAgainLater   = 1013
+	CloseGoingAway       = 1001 // shutdown
+	CloseInvalidPayload  = 1007 // a text frame that is not UTF-8
+	closePolicyViolation = 1008 // too slow: End sends it, the server never does
+	CloseTooBig          = 1009 // a message over --max-message-bytes
+	CloseTryAgainLater   = 1013 // a publish the engine could not take
 )
 
-// ws is the Format of WebSocket subscribers: one frame per message, text
-// for textual types, binary for the rest, as PROTOCOL.md §4 maps them.
-var ws message.Format = wsFormat{}
+// WebSocket is the Format of WebSocket subscribers: one frame per message,
+// text for textual types, binary for the rest, as PROTOCOL.md §4 maps them.
+// It is a hub.Redeliverer: only message frames move to another puller.
+var WebSocket message.Format = wsFormat{}
 
 type wsFormat struct{}
 
@@ -42,12 +47,12 @@ func (wsFormat) Encode(m *message.Message, _ bool) []byte {
 	if isTextType(m.Type) && utf8.Valid(m.Body) {
 		op = opText
 	}
-	return wsFrame(op, m.Body)
+	return WSFrame(op, m.Body)
 }
 
 var (
-	wsShutdownFrame = wsClose(closeGoingAway, "server shutting down")
-	wsSlowFrame     = wsClose(closePolicyViolation, "too slow: fell more than the queue limit behind")
+	wsShutdownFrame = WSClose(CloseGoingAway, "server shutting down")
+	wsSlowFrame     = WSClose(closePolicyViolation, "too slow: fell more than the queue limit behind")
 )
 
 // End says goodbye with a close frame: 1001 on shutdown, 1008 when the
@@ -84,8 +89,8 @@ func isTextType(t string) bool {
 		t == "application/x-www-form-urlencoded"
 }
 
-// wsFrame returns a final, unmasked frame with opcode op and payload p.
-func wsFrame(op byte, p []byte) []byte {
+// WSFrame returns a final, unmasked frame with opcode op and payload p.
+func WSFrame(op byte, p []byte) []byte {
 	b := make([]byte, 0, 10+len(p))
 	b = append(b, 0x80|op)
 	switch n := len(p); {
@@ -101,12 +106,12 @@ func wsFrame(op byte, p []byte) []byte {
 	return append(b, p...)
 }
 
-// wsClose returns a close frame with code and reason (cut to the 123 bytes
+// WSClose returns a close frame with code and reason (cut to the 123 bytes
 // a control frame allows).
-func wsClose(code int, reason string) []byte {
+func WSClose(code int, reason string) []byte {
 	if len(reason) > 123 {
 		reason = reason[:123]
 	}
 	p := binary.BigEndian.AppendUint16(nil, uint16(code))
-	return wsFrame(opClose, append(p, reason...))
+	return WSFrame(OpClose, append(p, reason...))
 }

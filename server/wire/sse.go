@@ -1,17 +1,15 @@
-package server
+package wire
 
 import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"github.com/msgbus/msgbus/server/message"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/msgbus/msgbus/server/hub"
+	"github.com/msgbus/msgbus/server/message"
 )
 
 // Server-Sent Events (PROTOCOL.md §3), for browsers' EventSource: one event
@@ -54,10 +52,10 @@ var (
 	sseEnvelopePlain   message.Format = ssePlainFormat{envelope: true}
 )
 
-// sseFormat returns the Format of an SSE subscription and the response head
-// to queue before its first event: HTTP/1.1 chunked or HTTP/1.0 close-
+// SSE returns the Format of an SSE subscription and the response head to
+// queue before its first event: HTTP/1.1 chunked or HTTP/1.0 close-
 // delimited, bodies as they are or in the JSON envelope (?envelope=json).
-func sseFormat(http11, envelope bool) (message.Format, []byte) {
+func SSE(http11, envelope bool) (message.Format, []byte) {
 	switch {
 	case http11 && envelope:
 		return sseEnvelopeChunked, sseChunkedHead
@@ -72,11 +70,6 @@ func sseFormat(http11, envelope bool) (message.Format, []byte) {
 // sseRetry is the reconnection delay the stream asks of EventSource, once,
 // at the start: after a restart, a browser is back within this.
 const sseRetry = "2000"
-
-// sseHeartbeat is how often an SSE stream sends a comment line, so proxies
-// and browsers see a live connection on a quiet channel. A variable so the
-// tests can shorten it; it is read when a stream starts.
-var sseHeartbeat = 15 * time.Second
 
 var (
 	sseChunkedHead = []byte("HTTP/1.1 200 OK\r\n" + sseHeadFields +
@@ -147,7 +140,6 @@ func (sseChunkedFormat) End(err error) []byte {
 	return nil
 }
 
-// heartbeat is the comment frame a stream of this format sends when idle.
 func (sseChunkedFormat) heartbeat() []byte { return sseChunkedHB }
 
 // ssePlainFormat is sseChunkedFormat's HTTP/1.0 twin.
@@ -242,53 +234,18 @@ func envelopeOf(m *message.Message, text bool) []byte {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
-// A heartbeatFormat's streams send its heartbeat frame every sseHeartbeat
-// while they live, through the subscription's queue so that the stream's
-// one writer writes it.
-type heartbeatFormat interface {
-	message.Format
-	heartbeat() []byte
+// Heartbeat returns the frame a stream of format f sends when it has been
+// quiet a while, so that proxies and browsers see it live (an SSE comment),
+// or nil when f has none. The server queues it like a message, so that the
+// stream's one writer writes it.
+func Heartbeat(f message.Format) []byte {
+	if hf, ok := f.(interface{ heartbeat() []byte }); ok {
+		return hf.heartbeat()
+	}
+	return nil
 }
 
-// A heartbeat is a stream's timer; stop it when the stream ends.
-type heartbeat struct {
-	mu sync.Mutex
-	t  *time.Timer // nil once stopped
-}
-
-// startHeartbeat starts sub's heartbeat if its format has one, else
-// returns nil.
-func startHeartbeat(f message.Format, sub *hub.Subscription) *heartbeat {
-	hf, ok := f.(heartbeatFormat)
-	if !ok {
-		return nil
-	}
-	frame, every := hf.heartbeat(), sseHeartbeat
-	h := &heartbeat{}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.t = time.AfterFunc(every, func() {
-		if !sub.Send(frame) {
-			return // the subscription has ended
-		}
-		h.mu.Lock()
-		if h.t != nil {
-			h.t.Reset(every)
-		}
-		h.mu.Unlock()
-	})
-	return h
-}
-
-// stop ends the heartbeat; a nil heartbeat is fine.
-func (h *heartbeat) stop() {
-	if h == nil {
-		return
-	}
-	h.mu.Lock()
-	if h.t != nil {
-		h.t.Stop()
-		h.t = nil
-	}
-	h.mu.Unlock()
-}
+// Envelope returns m as one line of JSON, as an SSE ?envelope=json event
+// carries it and /history lists it (PROTOCOL.md §6): one encoding for both,
+// so a page reads history and live events alike.
+func Envelope(m *message.Message) []byte { return envelopeOf(m, utf8.Valid(m.Body)) }

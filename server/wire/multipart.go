@@ -1,14 +1,24 @@
-package server
+package wire
 
 import (
 	"bytes"
-	"github.com/msgbus/msgbus/server/message"
-	"net/url"
 	"strconv"
 
 	"github.com/msgbus/msgbus/multipart"
 	"github.com/msgbus/msgbus/server/hub"
+	"github.com/msgbus/msgbus/server/message"
 )
+
+// Multipart returns the Format of a multipart subscription and the response
+// head to queue before its first part, for an HTTP/1.1 (chunked) or HTTP/1.0
+// (close-delimited) request. The head goes through the subscription's queue
+// like the parts, so the stream's one writer writes both.
+func Multipart(http11 bool) (message.Format, []byte) {
+	if http11 {
+		return chunked, chunkedHead
+	}
+	return plain, plainHead
+}
 
 // The two framings of the multipart stream. An HTTP/1.1 subscriber gets each
 // part as one chunk; an HTTP/1.0 one gets the bare part, the stream ending
@@ -19,8 +29,7 @@ var (
 	plain   message.Format = plainFormat{}
 )
 
-// Response heads, queued before the first part so that they and the parts
-// go out through the stream's one writer.
+// Response heads, queued before the first part.
 var (
 	chunkedHead = []byte("HTTP/1.1 200 OK\r\n" +
 		"Content-Type: " + multipart.ContentType + "\r\n" +
@@ -78,19 +87,4 @@ func (plainFormat) End(err error) []byte {
 		return plainEnd
 	}
 	return nil
-}
-
-// chunk frames p as one HTTP/1.1 chunk, followed by tail.
-func chunk(p, tail []byte) []byte {
-	b := strconv.AppendUint(nil, uint64(len(p)), 16)
-	b = append(b, "\r\n"...)
-	b = append(b, p...)
-	b = append(b, "\r\n"...)
-	return append(b, tail...)
-}
-
-// busPath is the URL path of channel on the msgbus protocol, escaped for a
-// header: "/msgbus/a%20b/c".
-func busPath(channel string) string {
-	return (&url.URL{Path: busPrefix + channel}).EscapedPath()
 }
