@@ -20,6 +20,7 @@ import (
 
 	"github.com/msgbus/msgbus/server/engine"
 	"github.com/msgbus/msgbus/server/engine/local"
+	"github.com/msgbus/msgbus/server/flush"
 	"github.com/msgbus/msgbus/server/history"
 	"github.com/msgbus/msgbus/server/hub"
 )
@@ -123,14 +124,17 @@ type Server struct {
 	engine     engine.Engine
 	http       *fasthttp.Server
 	tls        *tls.Config
-	pool       *flushPool
+	pool       *flush.Pool             // set by the first Serve, before any stream
 	static     fasthttp.RequestHandler // nil without a web root
 	origins    []originPattern
 	root       *os.Root
 	staticStop chan struct{} // stops the web root's file cache cleaner
 
+	// mu guards streams, senders, closing and pool. Order: mu, then a
+	// stream's own lock (Shutdown closes streams holding mu); the engine
+	// and the hub are never called with mu held.
 	mu      sync.Mutex
-	streams map[*stream]struct{}
+	streams map[*flush.Stream]struct{}
 	senders map[*websocket.Conn]struct{} // WebSockets of /pub/ and /push/
 	closing bool
 	wg      sync.WaitGroup // live streams
@@ -156,7 +160,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, streams: make(map[*stream]struct{}),
+	s := &Server{cfg: cfg, log: cfg.Logger, streams: make(map[*flush.Stream]struct{}),
 		senders: make(map[*websocket.Conn]struct{})}
 	if cfg.ResumeMax <= 0 {
 		s.cfg.ResumeMax = DefaultResumeMax
@@ -239,7 +243,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.mu.Lock()
 	if s.pool == nil && !s.closing {
-		s.pool = newFlushPool(max(1, runtime.GOMAXPROCS(0)-1))
+		s.pool = flush.NewPool(max(1, runtime.GOMAXPROCS(0)-1))
 	}
 	s.mu.Unlock()
 	return s.http.Serve(ln)
@@ -266,7 +270,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 		s.mu.Lock()
 		for st := range s.streams {
-			st.closeConn()
+			st.Close()
 		}
 		s.mu.Unlock()
 		<-streamsDone
@@ -275,7 +279,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	pool := s.pool
 	s.mu.Unlock()
 	if pool != nil {
-		pool.stop()
+		pool.Stop()
 	}
 	if herr := <-httpDone; err == nil {
 		err = herr

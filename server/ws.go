@@ -15,6 +15,7 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
 
+	"github.com/msgbus/msgbus/server/flush"
 	"github.com/msgbus/msgbus/server/hub"
 	"github.com/msgbus/msgbus/server/wire"
 )
@@ -175,29 +176,30 @@ func (s *Server) upgradePattern(ctx *fasthttp.RequestCtx, p pattern, topic, user
 // subscribeWS registers wc's subscription; it answers 503 itself and
 // reports false when it cannot.
 func (s *Server) subscribeWS(ctx *fasthttp.RequestCtx, wc *wsConn, filter *message.Filter, resume *engine.Resume) bool {
-	st := &stream{srv: s, done: make(chan struct{}), pull: wc.pattern == patternPull}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		fail(ctx, fasthttp.StatusServiceUnavailable, "shutting down")
 		return false
 	}
+	st := flush.NewStream(s.pool, wc.pattern == patternPull)
 	s.streams[st] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	opts := hub.SubscribeOptions{Format: wire.WebSocket, Filter: filter, Wake: st.wake, Dropped: st.dropped,
+	opts := hub.SubscribeOptions{Format: wire.WebSocket, Filter: filter, Wake: st.Wake, Dropped: st.Dropped,
 		Name: patternPrefixes[wc.pattern].prefix + wc.topic}
 	var (
+		sub     *hub.Subscription
 		err     error
 		resumed engine.Resumed
 	)
 	switch wc.pattern {
 	case patternBus:
-		st.sub, _, err = s.engine.Subscribe(busKey(wc.topic), opts, nil)
+		sub, _, err = s.engine.Subscribe(busKey(wc.topic), opts, nil)
 	case patternSub:
-		st.sub, resumed, err = s.engine.Subscribe(wc.topic, opts, resume)
+		sub, resumed, err = s.engine.Subscribe(wc.topic, opts, resume)
 	case patternPull:
-		st.sub, err = s.engine.SubscribePull(wc.topic, opts)
+		sub, err = s.engine.SubscribePull(wc.topic, opts)
 	}
 	if err != nil {
 		s.forget(st)
@@ -208,10 +210,11 @@ func (s *Server) subscribeWS(ctx *fasthttp.RequestCtx, wc *wsConn, filter *messa
 		fail(ctx, fasthttp.StatusServiceUnavailable, reason)
 		return false
 	}
-	wc.st = st
+	st.SetSubscription(sub)
+	wc.st, wc.sub = st, sub
 	if resume != nil {
 		ctx.Response.Header.Set("Msgbus-Recovered", strconv.FormatBool(resumed.Recovered))
-		st.sub.Start(nil) // the 101 answer is the head
+		sub.Start(nil) // the 101 answer is the head
 	}
 	// If the connection dies before the handshake's hijack runs, nothing
 	// else would unsubscribe.
@@ -226,7 +229,8 @@ type wsConn struct {
 	topic   string
 	user    string
 	echo    bool
-	st      *stream // nil for the sending patterns
+	st      *flush.Stream     // nil for the sending patterns
+	sub     *hub.Subscription // st's
 	orphan  *time.Timer
 
 	once sync.Once // the subscription is given up once
@@ -236,16 +240,16 @@ type wsConn struct {
 func (wc *wsConn) abandon() {
 	wc.once.Do(func() {
 		wc.unsubscribe(nil)
-		close(wc.st.done)
+		wc.st.Abandon()
 		wc.srv.forget(wc.st)
 	})
 }
 
 func (wc *wsConn) unsubscribe(unsent [][]byte) {
 	if wc.pattern == patternPull {
-		wc.srv.engine.UnsubscribePull(wc.st.sub, unsent)
+		wc.srv.engine.UnsubscribePull(wc.sub, unsent)
 	} else {
-		wc.srv.engine.Unsubscribe(wc.st.sub)
+		wc.srv.engine.Unsubscribe(wc.sub)
 	}
 }
 
@@ -267,11 +271,11 @@ func (wc *wsConn) serve(c *websocket.Conn) {
 		if u, ok := conn.(interface{ UnsafeConn() net.Conn }); ok {
 			conn = u.UnsafeConn()
 		}
-		wc.st.attach(conn)
+		wc.st.Attach(conn)
 		// Control frames go through the queue too, so one writer writes
 		// everything on the socket.
 		c.SetPingHandler(func(data string) error {
-			wc.st.sub.Send(wire.WSFrame(wire.OpPong, []byte(data)))
+			wc.sub.Send(wire.WSFrame(wire.OpPong, []byte(data)))
 			return c.SetReadDeadline(time.Now().Add(pongWait))
 		})
 		c.SetCloseHandler(func(code int, _ string) error {
@@ -281,17 +285,17 @@ func (wc *wsConn) serve(c *websocket.Conn) {
 			if code != websocket.CloseNoStatusReceived {
 				reply = wire.WSClose(code, "")
 			}
-			wc.st.sub.Finish(reply)
+			wc.sub.Finish(reply)
 			return nil
 		})
-		wc.st.wake() // what was published since the subscription
+		wc.st.Wake() // what was published since the subscription
 	}
 	c.SetReadDeadline(time.Now().Add(pongWait))
 	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(pongWait)) })
 	var heartbeat *time.Timer
 	heartbeat = time.AfterFunc(pingInterval, func() {
 		if wc.st != nil {
-			if !wc.st.sub.Send(wsPingFrame) {
+			if !wc.sub.Send(wsPingFrame) {
 				return
 			}
 		} else if c.WriteControl(websocket.PingMessage, nil, time.Now().Add(pongWait)) != nil {
@@ -312,12 +316,12 @@ func (wc *wsConn) serve(c *websocket.Conn) {
 	// what is queued, a close frame last, and closes the socket. A peer
 	// that stopped reading gets a few seconds.
 	select {
-	case <-wc.st.done:
+	case <-wc.st.Done():
 	case <-time.After(closeWait):
-		wc.st.conn.Close()
-		<-wc.st.done
+		wc.st.Close()
+		<-wc.st.Done()
 	}
-	wc.unsubscribe(wc.st.unsent)
+	wc.unsubscribe(wc.st.Unsent())
 	wc.srv.forget(wc.st)
 }
 
@@ -333,7 +337,7 @@ func (wc *wsConn) readLoop(c *websocket.Conn) {
 		typ, r, err := c.NextReader()
 		if err != nil {
 			if wc.st != nil {
-				wc.st.sub.Finish(nil)
+				wc.sub.Finish(nil)
 			}
 			return
 		}
@@ -358,7 +362,7 @@ func (wc *wsConn) readLoop(c *websocket.Conn) {
 			// The connection broke inside a frame: what arrived is not a
 			// message, so nothing of it is published.
 			if wc.st != nil {
-				wc.st.sub.Finish(nil)
+				wc.sub.Finish(nil)
 			}
 			return
 		}
@@ -383,7 +387,7 @@ func (wc *wsConn) readLoop(c *websocket.Conn) {
 			m.Channel = busKey(wc.topic)
 			var except *hub.Subscription
 			if !wc.echo {
-				except = wc.st.sub
+				except = wc.sub
 			}
 			wc.srv.engine.PublishExact(m, except)
 		case patternPub:
@@ -453,7 +457,7 @@ func (v *utf8Checker) valid() bool { return !v.bad && v.n == 0 }
 // flusher owns the socket, directly otherwise.
 func (wc *wsConn) close(c *websocket.Conn, code int, reason string) {
 	if wc.st != nil {
-		wc.st.sub.Finish(wire.WSClose(code, reason))
+		wc.sub.Finish(wire.WSClose(code, reason))
 		return
 	}
 	c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))

@@ -1,11 +1,11 @@
-package server
+package flush
 
 import (
 	"runtime"
 	"sync"
 )
 
-// A flushPool is a few goroutines that write ready streams. Rather than one
+// A Pool is a few goroutines that write ready streams. Rather than one
 // goroutine per subscriber, woken per message, the hub's wake puts a stream
 // on the ready list and a pool writer drains its queue with one
 // non-blocking writev. While the writers sweep the list, messages published
@@ -16,10 +16,13 @@ import (
 // A stream whose socket is full (a slow reader) leaves the pool: the rest is
 // written by a goroutine of its own that blocks, so it never holds up the
 // pool.
-type flushPool struct {
+type Pool struct {
+	// mu guards ready, head, idle and stopped. It is a leaf: nothing else
+	// is locked while it is held, and a writer drops it before it touches
+	// a stream (Stream.mu, the hub's subscription lock).
 	mu      sync.Mutex
-	cond    sync.Cond
-	ready   []*stream
+	cond    sync.Cond // on mu: writers wait for streams
+	ready   []*Stream
 	head    int // ready[head:] waits
 	idle    int // writers waiting on cond
 	stopped bool
@@ -34,8 +37,10 @@ const (
 	yieldEvery = 16
 )
 
-func newFlushPool(writers int) *flushPool {
-	p := &flushPool{}
+// NewPool starts a pool of writers goroutines. The server gives it one less
+// than GOMAXPROCS, so that request handlers always have a processor.
+func NewPool(writers int) *Pool {
+	p := &Pool{}
 	p.cond.L = &p.mu
 	p.wg.Add(writers)
 	for range writers {
@@ -46,7 +51,7 @@ func newFlushPool(writers int) *flushPool {
 
 // push puts st on the ready list. The hub's wake protocol ensures a stream
 // is on the list at most once.
-func (p *flushPool) push(st *stream) {
+func (p *Pool) push(st *Stream) {
 	p.mu.Lock()
 	p.ready = append(p.ready, st)
 	if p.idle > 0 {
@@ -55,8 +60,9 @@ func (p *flushPool) push(st *stream) {
 	p.mu.Unlock()
 }
 
-// stop ends the writers once the ready list is empty.
-func (p *flushPool) stop() {
+// Stop ends the writers once the ready list is empty: call it after every
+// stream has ended.
+func (p *Pool) Stop() {
 	p.mu.Lock()
 	p.stopped = true
 	p.cond.Broadcast()
@@ -78,11 +84,11 @@ func (w *poolWriter) write(fd uintptr) bool {
 	return true // never wait for the socket: a full one goes to its own goroutine
 }
 
-func (p *flushPool) run() {
+func (p *Pool) run() {
 	defer p.wg.Done()
 	w := &poolWriter{iov: newIovecs()}
 	w.writeFn = w.write
-	batch := make([]*stream, 0, sweepChunk)
+	batch := make([]*Stream, 0, sweepChunk)
 	for {
 		p.mu.Lock()
 		for p.head == len(p.ready) && !p.stopped {
