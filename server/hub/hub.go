@@ -2,6 +2,15 @@
 // their filters and bounded queues, and the fan-out that hands each published
 // message, encoded once per wire format, to every matching subscriber. It
 // knows nothing of HTTP; the server package adapts sockets to it.
+//
+// Push/pull (pushpull.go) stays here rather than in a package of its own.
+// A puller is a Subscription: its turn and backlog are written into the
+// same queue, under the same lock and byte limit, as a subscriber's
+// frames, and every Take gives the written bytes back to the rotation and
+// refills the puller from the backlog. A push takes its id under the same
+// order lock as a publish. Apart, both sides would have to export the
+// queue's internals to each other, which would make the hub harder to
+// read, not easier.
 package hub
 
 import (
