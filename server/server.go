@@ -230,7 +230,7 @@ func openStore(cfg *Config) (history.Store, error) {
 	if cfg.Store == "" {
 		return history.NewMemory(lim, nil), nil
 	}
-	return history.OpenBolt(cfg.Store, lim)
+	return history.OpenLog(cfg.Store, lim)
 }
 
 // Serve accepts connections on ln until Shutdown. With TLS configured it

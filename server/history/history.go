@@ -1,6 +1,6 @@
 // Package history keeps recent messages of every channel so that a client
 // that reconnects gets what it missed (PROTOCOL.md §6): a Store interface,
-// the memory store every other store builds on, and Bolt, the durable one.
+// the memory store every other store builds on, and Log, the durable one.
 //
 // A store is written by its engine under the hub's order lock, in id
 // order, and read by many goroutines at once.

@@ -20,9 +20,9 @@ func TestConformanceMemory(t *testing.T) {
 	})
 }
 
-func TestConformanceBolt(t *testing.T) {
+func TestConformanceLog(t *testing.T) {
 	enginetest.Run(t, func(t *testing.T, lim history.Limits) engine.Engine {
-		st, err := history.OpenBolt(t.TempDir(), lim)
+		st, err := history.OpenLog(t.TempDir(), lim)
 		if err != nil {
 			t.Fatal(err)
 		}
