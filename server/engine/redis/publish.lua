@@ -1,0 +1,88 @@
+-- publish: one atomic step per message. ARGV: P, mode ("m" history
+-- message, "b" peer bus, "id" an id only), channel, type, sender, key,
+-- body, size (message.Size), history size per channel, TTL ms, max bytes,
+-- key TTL s, origin (node and subscription, for "b").
+-- Returns {"ok", id, n} or {"dup", first id}.
+local mode, ch, typ, from, key, body = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local msize, size, ttl, maxbytes, keyttl = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local origin = ARGV[13]
+
+local kk
+if key ~= '' then
+  kk = P .. 'k:' .. ch .. '\n' .. key
+  local first = redis.call('GET', kk)
+  if first then return {'dup', first} end
+end
+
+local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local seq = 0
+local last = redis.call('GET', P .. 'last')
+if last then
+  local lm, ls = parse(last)
+  if ms <= lm then ms, seq = lm, ls + 1 end
+end
+local id = string.format('%d-%d', ms, seq)
+redis.call('SET', P .. 'last', id)
+if mode == 'id' then return {'ok', id, '0'} end
+if mode == 'b' then
+  redis.call('PUBLISH', P .. 'live', 'b ' .. id .. ' 0 ' .. origin .. '\n' .. ch .. '\n' .. typ .. '\n' .. from .. '\n' .. body)
+  return {'ok', id, '0'}
+end
+
+local function setlost(c, eid)
+  local cur = redis.call('HGET', P .. 'lost', c)
+  if not cur or less(cur, eid) then redis.call('HSET', P .. 'lost', c, eid) end
+end
+
+-- evict removes message eid of channel c from history and from the views
+-- of c's ancestors, which remember it as lost.
+local function evict(eid, c)
+  local h = P .. 'h:' .. c
+  local e = redis.call('XRANGE', h, eid, eid)[1]
+  if e then
+    local f = e[2]
+    for j = 1, #f, 2 do
+      if f[j] == 's' then redis.call('DECRBY', P .. 'bytes', f[j + 1]) end
+    end
+    redis.call('DECR', P .. 'count')
+    redis.call('XDEL', h, eid)
+    if redis.call('XLEN', h) == 0 then redis.call('DEL', h) end
+  end
+  setlost(c, eid)
+  for _, a in ipairs(ancestors(c)) do
+    local ik = P .. 'i:' .. a
+    redis.call('XDEL', ik, eid)
+    if redis.call('XLEN', ik) == 0 then redis.call('DEL', ik) end
+    setlost(a, eid)
+  end
+end
+
+if size > 0 then
+  local h = P .. 'h:' .. ch
+  redis.call('XADD', h, id, 't', typ, 'f', from, 'b', body, 's', msize)
+  for _, a in ipairs(ancestors(ch)) do
+    redis.call('XADD', P .. 'i:' .. a, id, 'c', ch)
+  end
+  redis.call('INCRBY', P .. 'bytes', msize)
+  redis.call('INCR', P .. 'count')
+  local over = redis.call('XLEN', h) - size
+  if over > 0 then
+    for _, e in ipairs(redis.call('XRANGE', h, '-', '+', 'COUNT', over)) do evict(e[1], ch) end
+  end
+  -- Past their age or over the byte budget, the oldest go first, at most
+  -- a bounded number per publish; readers skip what is past its age.
+  local cutoff = ms - ttl
+  for _ = 1, 64 do
+    local e = redis.call('XRANGE', P .. 'i:', '-', '+', 'COUNT', 1)[1]
+    if not e then break end
+    local em = parse(e[1])
+    if em >= cutoff and tonumber(redis.call('GET', P .. 'bytes')) <= maxbytes then break end
+    evict(e[1], e[2][2])
+  end
+end
+
+local n = redis.call('INCR', P .. 'n')
+if kk then redis.call('SET', kk, id, 'EX', keyttl) end
+redis.call('PUBLISH', P .. 'live', 'm ' .. id .. ' ' .. n .. ' ' .. origin .. '\n' .. ch .. '\n' .. typ .. '\n' .. from .. '\n' .. body)
+return {'ok', id, tostring(n)}

@@ -1,0 +1,514 @@
+// Package redis is the engine that makes several msgbus nodes one bus
+// (PROTOCOL.md §7): ids, order, history and idempotency keys live in
+// Redis; each node fans out locally through its own hub.
+//
+// A publish is one Lua script (publish.lua): it gives the message the next
+// id of the one id space, appends it to its channel's stream and indexes
+// it in each ancestor's, trims history to its limits, and PUBLISHes it on
+// one Pub/Sub channel that every node reads. Redis runs scripts one at a
+// time, so the id order is the order of the feed, which every node
+// delivers in, so all subscribers of a channel see one order. The feed
+// carries a sequence number; a node that sees a gap (its connection
+// broke) fills it from the streams, or, when history no longer has it,
+// ends its streams so their clients resume and learn they missed some.
+//
+// Each node reads the whole feed (a node without subscribers still gets
+// every message once): one Pub/Sub channel keeps the feed ordered and its
+// gaps visible, which per-channel subscriptions would not.
+//
+// Pushes (/push/, /pull/) stay on the node that took them: their backlog
+// and rotation in Redis are not built yet.
+package redis
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/msgbus/msgbus/server/engine"
+	"github.com/msgbus/msgbus/server/history"
+	"github.com/msgbus/msgbus/server/hub"
+	"github.com/msgbus/msgbus/server/message"
+)
+
+var (
+	//go:embed common.lua
+	commonLua string
+	//go:embed publish.lua
+	publishLua string
+	//go:embed range.lua
+	rangeLua string
+
+	publishScript = rueidis.NewLuaScript(commonLua + publishLua)
+	rangeScript   = rueidis.NewLuaScriptReadOnly(commonLua + rangeLua)
+)
+
+// Defaults.
+const (
+	DefaultPrefix  = "msgbus:"
+	DefaultTimeout = 3 * time.Second
+	DefaultKeyTTL  = 5 * time.Minute
+)
+
+// Config configures the engine.
+type Config struct {
+	// URL is redis://[user:pass@]host:port[/db] or rediss:// for TLS.
+	URL string
+	// Prefix starts every key and the feed's channel, so that several
+	// buses (or tests) can share one Redis. Empty means DefaultPrefix.
+	Prefix string
+	Hub    hub.Config
+	// Limits bound history; every node of a bus must use the same.
+	Limits history.Limits
+	KeyTTL time.Duration // idempotency keys; zero means DefaultKeyTTL
+	// Timeout bounds each call to Redis: a publish is answered 503 within
+	// it while Redis is unreachable. Zero means DefaultTimeout.
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// Engine is the Redis engine. Its methods are safe for concurrent use.
+type Engine struct {
+	hub     *hub.Hub
+	rc      rueidis.Client
+	prefix  string
+	lim     history.Limits
+	keyTTL  time.Duration
+	timeout time.Duration
+	log     *slog.Logger
+	node    string // names this node in the feed: its own publishes come back to it
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	feed   chan string   // the feed as received, for the deliverer
+	done   chan struct{} // closed when receiver, deliverer and pinger returned
+	wg     sync.WaitGroup
+
+	health atomic.Pointer[error] // why Redis is unusable now; nil when it is fine
+	closed atomic.Bool
+
+	// A publisher waits for its own message to come back on the feed, so
+	// that its subscribers on this node have it queued when it returns
+	// and it can say how many they were.
+	tokens  atomic.Uint64
+	pending sync.Map // token -> *pending
+
+	// Owned by the deliverer.
+	lastN  uint64
+	lastID message.ID
+}
+
+// A pending publish: the deliverer sends how many local subscribers got it.
+type pending struct {
+	reached chan int
+	except  *hub.Subscription
+}
+
+var _ engine.Engine = (*Engine)(nil)
+
+// New connects to Redis and starts reading the feed. It fails when Redis
+// cannot be reached at all; later outages are survived.
+func New(cfg Config) (*Engine, error) {
+	opt, err := rueidis.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis URL %q: %w (want redis://[user:pass@]host:port[/db] or rediss://…)", cfg.URL, err)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	opt.DisableCache = true
+	opt.Dialer.Timeout = cfg.Timeout
+	opt.ConnWriteTimeout = cfg.Timeout
+	rc, err := rueidis.NewClient(opt)
+	if err != nil {
+		return nil, fmt.Errorf("redis %s: %w", opt.InitAddress, err)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.KeyTTL <= 0 {
+		cfg.KeyTTL = DefaultKeyTTL
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{
+		hub:     hub.New(cfg.Hub),
+		rc:      rc,
+		prefix:  cfg.Prefix,
+		lim:     cfg.Limits,
+		keyTTL:  cfg.KeyTTL,
+		timeout: cfg.Timeout,
+		log:     cfg.Logger,
+		node:    strconv.FormatUint(uint64(time.Now().UnixNano()), 36),
+		ctx:     ctx,
+		cancel:  cancel,
+		feed:    make(chan string, 1<<14),
+		done:    make(chan struct{}),
+	}
+	subscribed := make(chan struct{})
+	e.wg.Add(3)
+	go e.receive(subscribed)
+	go e.deliver()
+	go e.ping()
+	go func() { e.wg.Wait(); close(e.done) }()
+	select {
+	case <-subscribed:
+	case <-time.After(cfg.Timeout):
+		e.Close()
+		return nil, fmt.Errorf("redis %s: subscribing to the feed took longer than %v", opt.InitAddress, cfg.Timeout)
+	}
+	return e, nil
+}
+
+// Hub returns the engine's hub.
+func (e *Engine) Hub() *hub.Hub { return e.hub }
+
+// unavailable wraps a Redis failure for the server (503 + Retry-After).
+func unavailable(err error) error {
+	return fmt.Errorf("%w: redis: %w", engine.ErrUnavailable, err)
+}
+
+func (e *Engine) setHealth(err error) {
+	if err == nil {
+		if e.health.Load() != nil {
+			e.health.Store(nil)
+		}
+		return
+	}
+	if e.health.Load() == nil {
+		e.log.Warn("redis unreachable", "err", err)
+	}
+	e.health.Store(&err)
+}
+
+// Publish implements engine.Engine.
+func (e *Engine) Publish(m *message.Message) (engine.Published, error) {
+	return e.publish("m", m, nil)
+}
+
+// PublishExact implements engine.Engine: the peer bus, across nodes,
+// without history.
+func (e *Engine) PublishExact(m *message.Message, except *hub.Subscription) (engine.Published, error) {
+	return e.publish("b", m, except)
+}
+
+func (e *Engine) publish(mode string, m *message.Message, except *hub.Subscription) (engine.Published, error) {
+	if e.closed.Load() {
+		return engine.Published{}, hub.ErrClosed
+	}
+	token := strconv.FormatUint(e.tokens.Add(1), 36)
+	p := &pending{reached: make(chan int, 1), except: except}
+	e.pending.Store(token, p)
+	defer e.pending.Delete(token)
+	ctx, cancel := context.WithTimeout(e.ctx, e.timeout)
+	defer cancel()
+	size := e.lim.Size
+	if size < 0 {
+		size = 0
+	}
+	r, err := publishScript.Exec(ctx, e.rc, nil, []string{
+		e.prefix, mode, m.Channel, m.Type, m.Sender, m.Key, string(m.Body),
+		strconv.Itoa(m.Size()), strconv.Itoa(size), strconv.FormatInt(e.lim.TTL.Milliseconds(), 10),
+		strconv.FormatInt(e.lim.MaxBytes, 10), strconv.Itoa(int(e.keyTTL.Seconds())),
+		e.node + "/" + token,
+	}).AsStrSlice()
+	if err != nil {
+		if e.closed.Load() {
+			return engine.Published{}, hub.ErrClosed
+		}
+		e.setHealth(err)
+		return engine.Published{}, unavailable(err)
+	}
+	e.setHealth(nil)
+	if len(r) < 2 {
+		return engine.Published{}, fmt.Errorf("redis publish script answered %q", r)
+	}
+	id, err := message.ParseID(r[1])
+	if err != nil {
+		return engine.Published{}, fmt.Errorf("redis publish script gave id %q: %w", r[1], err)
+	}
+	if r[0] == "dup" {
+		return engine.Published{ID: id, Duplicate: true}, nil
+	}
+	m.ID, m.Time = id, time.UnixMilli(int64(id.Ms))
+	select {
+	case n := <-p.reached:
+		return engine.Published{ID: id, Reached: n}, nil
+	case <-ctx.Done():
+		// Redis holds it; the feed is late or broken (the gap is filled).
+		return engine.Published{ID: id}, nil
+	}
+}
+
+// Push implements engine.Engine. The id comes from Redis; the push and its
+// backlog stay on this node.
+func (e *Engine) Push(m *message.Message, f message.Format) (engine.Published, error) {
+	if e.closed.Load() {
+		return engine.Published{}, hub.ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, e.timeout)
+	defer cancel()
+	r, err := publishScript.Exec(ctx, e.rc, nil, []string{
+		e.prefix, "id", m.Channel, "", "", "", "", "0", "0", "0", "0", "0", "",
+	}).AsStrSlice()
+	if err != nil {
+		e.setHealth(err)
+		return engine.Published{}, unavailable(err)
+	}
+	id, err := message.ParseID(r[1])
+	if err != nil {
+		return engine.Published{}, err
+	}
+	n, err := e.hub.Push(m, f, func(m *message.Message) error {
+		m.ID, m.Time = id, time.UnixMilli(int64(id.Ms))
+		return nil
+	})
+	return engine.Published{ID: id, Reached: n}, err
+}
+
+// Subscribe implements engine.Engine: the subscription is in the hub before
+// history is read, so each message is either replayed or delivered live,
+// and the hub drops the live copies of replayed ones.
+func (e *Engine) Subscribe(channel string, opts hub.SubscribeOptions, resume *engine.Resume) (*hub.Subscription, engine.Resumed, error) {
+	if resume == nil {
+		s, err := e.hub.Subscribe(channel, opts)
+		return s, engine.Resumed{Recovered: true}, err
+	}
+	opts.Held = true
+	s, err := e.hub.Subscribe(channel, opts)
+	if err != nil {
+		return nil, engine.Resumed{}, err
+	}
+	r, err := e.replay(channel, opts.Filter, *resume)
+	if err != nil {
+		e.hub.Unsubscribe(s)
+		return nil, engine.Resumed{}, err
+	}
+	s.Replay(r.Messages, resume.After)
+	return s, engine.Resumed{Replayed: len(r.Messages), Recovered: r.Recovered}, nil
+}
+
+// Unsubscribe implements engine.Engine.
+func (e *Engine) Unsubscribe(s *hub.Subscription) { e.hub.Unsubscribe(s) }
+
+// SubscribePull implements engine.Engine (this node's pushes only).
+func (e *Engine) SubscribePull(topic string, opts hub.SubscribeOptions) (*hub.Subscription, error) {
+	return e.hub.SubscribePull(topic, opts)
+}
+
+// UnsubscribePull implements engine.Engine.
+func (e *Engine) UnsubscribePull(s *hub.Subscription, unsent [][]byte) {
+	e.hub.UnsubscribePull(s, unsent)
+}
+
+// Err implements engine.Engine.
+func (e *Engine) Err() error {
+	if e.closed.Load() {
+		return hub.ErrClosed
+	}
+	if p := e.health.Load(); p != nil {
+		return unavailable(*p)
+	}
+	return nil
+}
+
+// Stats implements engine.Engine. The history figures are the whole bus's,
+// read from Redis; Channels is not counted there.
+func (e *Engine) Stats() engine.Stats {
+	st := engine.Stats{Stats: e.hub.Stats()}
+	ctx, cancel := context.WithTimeout(e.ctx, e.timeout)
+	defer cancel()
+	vs, err := e.rc.Do(ctx, e.rc.B().Mget().Key(e.prefix+"count", e.prefix+"bytes").Build()).ToArray()
+	if err == nil && len(vs) == 2 {
+		n, _ := vs[0].AsInt64()
+		b, _ := vs[1].AsInt64()
+		st.History = history.Stats{Messages: int(n), Bytes: b}
+	}
+	return st
+}
+
+// Close implements engine.Engine: subscribers first, then the feed and
+// the connection.
+func (e *Engine) Close() error {
+	if e.closed.Swap(true) {
+		<-e.done
+		return nil
+	}
+	e.hub.Close()
+	e.cancel()
+	e.rc.Close()
+	<-e.done
+	return nil
+}
+
+// receive reads the feed into e.feed until Close, subscribing again after
+// a broken connection.
+func (e *Engine) receive(subscribed chan<- struct{}) {
+	defer e.wg.Done()
+	defer close(e.feed)
+	cmd := e.rc.B().Subscribe().Channel(e.prefix + "live").Build()
+	var once sync.Once
+	ctx := rueidis.WithOnSubscriptionHook(e.ctx, func(s rueidis.PubSubSubscription) {
+		if s.Kind == "subscribe" {
+			once.Do(func() { close(subscribed) })
+		}
+	})
+	backoff := 50 * time.Millisecond
+	for e.ctx.Err() == nil {
+		// Receive returns only when the subscription fails or ctx ends:
+		// rueidis subscribes again by itself after a reconnection.
+		err := e.rc.Receive(ctx, cmd, func(msg rueidis.PubSubMessage) {
+			select {
+			case e.feed <- msg.Message:
+			case <-e.ctx.Done():
+			}
+		})
+		if e.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			e.setHealth(err)
+		}
+		select {
+		case <-time.After(backoff):
+		case <-e.ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// ping checks Redis every second, so that Err (and /readyz) knows it is
+// down before a publish fails, and back up before one succeeds.
+func (e *Engine) ping() {
+	defer e.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(e.ctx, e.timeout)
+		err := e.rc.Do(ctx, e.rc.B().Ping().Build()).Error()
+		cancel()
+		if e.ctx.Err() != nil {
+			return
+		}
+		e.setHealth(err)
+	}
+}
+
+// A feedMessage is one message of the feed.
+type feedMessage struct {
+	kind   byte // 'm' history message, 'b' peer bus
+	n      uint64
+	origin string // "<node>/<token>"
+	m      *message.Message
+}
+
+var errBadFeed = errors.New("malformed feed message")
+
+// parseFeed parses "<kind> <id> <n> <origin>\n<channel>\n<type>\n<sender>\n<body>".
+func parseFeed(s string) (feedMessage, error) {
+	var f feedMessage
+	head, rest, ok := strings.Cut(s, "\n")
+	fields := strings.Split(head, " ")
+	if !ok || len(fields) != 4 || len(fields[0]) != 1 {
+		return f, errBadFeed
+	}
+	id, err := message.ParseID(fields[1])
+	if err != nil {
+		return f, errBadFeed
+	}
+	if f.n, err = strconv.ParseUint(fields[2], 10, 64); err != nil {
+		return f, errBadFeed
+	}
+	f.kind, f.origin = fields[0][0], fields[3]
+	parts := strings.SplitN(rest, "\n", 4)
+	if len(parts) != 4 {
+		return f, errBadFeed
+	}
+	f.m = &message.Message{
+		ID: id, Time: time.UnixMilli(int64(id.Ms)),
+		Channel: parts[0], Type: parts[1], Sender: parts[2], Body: []byte(parts[3]),
+	}
+	return f, nil
+}
+
+// deliver hands the feed to the hub, one message at a time, in the feed's
+// order, filling gaps from history.
+func (e *Engine) deliver() {
+	defer e.wg.Done()
+	for s := range e.feed {
+		f, err := parseFeed(s)
+		if err != nil {
+			e.log.Error("redis feed", "err", err, "message", s[:min(len(s), 80)])
+			continue
+		}
+		var p *pending
+		if node, token, ok := strings.Cut(f.origin, "/"); ok && node == e.node {
+			if v, ok := e.pending.Load(token); ok {
+				p = v.(*pending)
+			}
+		}
+		var n int
+		switch f.kind {
+		case 'b':
+			var except *hub.Subscription
+			if p != nil {
+				except = p.except
+			}
+			n, _ = e.hub.PublishExact(f.m, nil, except)
+		case 'm':
+			if f.n <= e.lastN {
+				continue // filled already
+			}
+			if e.lastN != 0 && f.n > e.lastN+1 {
+				e.fill(f)
+			}
+			n, _ = e.hub.Publish(f.m, nil)
+			e.lastN, e.lastID = f.n, f.m.ID
+		}
+		if p != nil {
+			p.reached <- n
+		}
+	}
+}
+
+// fill delivers the history messages between the last one delivered and
+// f, which the feed lost. When history no longer has them all, every
+// stream on this node ends so that its client resumes and learns what it
+// missed.
+func (e *Engine) fill(f feedMessage) {
+	want := int(f.n - e.lastN - 1)
+	var got []*message.Message
+	err := e.scan("", "asc", e.lastID, true, 1000, func(m *message.Message) bool {
+		if !m.ID.Less(f.m.ID) {
+			return false
+		}
+		got = append(got, m)
+		return true
+	})
+	if err == nil && len(got) == want {
+		for _, m := range got {
+			e.hub.Publish(m, nil)
+		}
+		e.log.Info("redis feed: gap filled from history", "messages", want)
+		return
+	}
+	ended := e.hub.EndAll(hub.ErrResync)
+	e.log.Warn("redis feed: messages lost beyond history; streams ended to resume", "lost", want-len(got), "streams", ended, "err", err)
+}
