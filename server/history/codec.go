@@ -78,20 +78,28 @@ func decode(k, v []byte) (*message.Message, error) {
 		return nil, errRecord
 	}
 	v = v[1:]
-	var strs [4]string
-	for i := range strs {
-		n, w := binary.Uvarint(v)
-		if w <= 0 || n > uint64(len(v)-w) {
+	// The four strings share one allocation: a restart decodes every
+	// retained message.
+	var at [4][2]int
+	off := 0
+	for i := range at {
+		n, w := binary.Uvarint(v[off:])
+		if w <= 0 || n > uint64(len(v)-off-w) {
 			return nil, errRecord
 		}
-		strs[i] = string(v[w : w+int(n)])
-		v = v[w+int(n):]
+		at[i] = [2]int{off + w, off + w + int(n)}
+		off += w + int(n)
 	}
-	ns, w := binary.Varint(v)
+	head := string(v[:off])
+	var strs [4]string
+	for i, a := range at {
+		strs[i] = head[a[0]:a[1]]
+	}
+	ns, w := binary.Varint(v[off:])
 	if w <= 0 {
 		return nil, errRecord
 	}
-	body := bytes.Clone(v[w:])
+	body := bytes.Clone(v[off+w:])
 	return &message.Message{
 		ID: id, Channel: strs[0], Type: strs[1], Sender: strs[2], Key: strs[3],
 		Time: time.Unix(0, ns), Body: body,

@@ -1,10 +1,13 @@
 package history
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 
 	"github.com/msgbus/msgbus/server/message"
 )
@@ -109,40 +112,63 @@ var (
 // decode, or (strict) bytes other than zero after the end marker. The
 // caller decides whether that is a torn tail or damage.
 func scanFrames(data []byte, strict bool, message func(*message.Message), mark func(mark)) (int64, error) {
-	off := 0
-	for len(data)-off >= frameHeader {
-		n := binary.LittleEndian.Uint32(data[off:])
-		if n == 0 {
-			if strict {
-				for i, c := range data[off:] {
-					if c != 0 {
-						return int64(off), &frameError{int64(off + i), errTrailing}
-					}
-				}
+	end, err := readFrames(bytes.NewReader(data), int64(len(data)), message, mark)
+	if err == nil && strict {
+		if i := bytes.IndexFunc(data[end:], func(r rune) bool { return r != 0 }); i >= 0 {
+			return end, &frameError{end + int64(i), errTrailing}
+		}
+	}
+	return end, err
+}
+
+// readFrames reads frames from r, which holds size bytes, as scanFrames
+// does, but only up to the end of the frames: the zeros a preallocated
+// segment ends in are not read. An error that is not a *frameError is
+// the reader's.
+func readFrames(r io.Reader, size int64, message func(*message.Message), mark func(mark)) (int64, error) {
+	br := bufio.NewReaderSize(r, 256<<10)
+	var hdr [frameHeader]byte
+	var payload []byte
+	off := int64(0)
+	for {
+		k, err := io.ReadFull(br, hdr[:])
+		switch {
+		case err == io.EOF:
+			return off, nil
+		case err == io.ErrUnexpectedEOF:
+			if bytes.Count(hdr[:k], []byte{0}) == k {
+				return off, nil // zeros to the end
 			}
-			return int64(off), nil
+			return off, &frameError{off, errLength}
+		case err != nil:
+			return off, err
 		}
-		if n > maxFrame || int(n) > len(data)-off-frameHeader {
-			return int64(off), &frameError{int64(off), errLength}
+		n := binary.LittleEndian.Uint32(hdr[:])
+		if n == 0 {
+			return off, nil
 		}
-		payload := data[off+frameHeader : off+frameHeader+int(n)]
-		crc := crc32.Update(0, castagnoli, data[off:off+4])
-		if crc32.Update(crc, castagnoli, payload) != binary.LittleEndian.Uint32(data[off+4:]) {
-			return int64(off), &frameError{int64(off), errChecksum}
+		if n > maxFrame || int64(n) > size-off-frameHeader {
+			return off, &frameError{off, errLength}
+		}
+		if cap(payload) < int(n) {
+			payload = make([]byte, n, max(int(n), 2*cap(payload)))
+		}
+		payload = payload[:n]
+		if _, err := io.ReadFull(br, payload); err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return off, &frameError{off, errLength} // shorter than it said
+			}
+			return off, err
+		}
+		crc := crc32.Update(0, castagnoli, hdr[:4])
+		if crc32.Update(crc, castagnoli, payload) != binary.LittleEndian.Uint32(hdr[4:]) {
+			return off, &frameError{off, errChecksum}
 		}
 		if err := decodeFrame(payload, message, mark); err != nil {
-			return int64(off), &frameError{int64(off), err}
+			return off, &frameError{off, err}
 		}
-		off += frameHeader + int(n)
+		off += frameHeader + int64(n)
 	}
-	if off < len(data) { // fewer than a header's bytes left
-		for _, c := range data[off:] {
-			if c != 0 {
-				return int64(off), &frameError{int64(off), errLength}
-			}
-		}
-	}
-	return int64(off), nil
 }
 
 func decodeFrame(p []byte, message func(*message.Message), mk func(mark)) error {

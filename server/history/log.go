@@ -1,8 +1,10 @@
 package history
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -151,9 +153,9 @@ type LoadInfo struct {
 	Messages int // retained after the limits were applied
 	// TornFile is set when the newest segment ended in a frame that does
 	// not check out: a commit cut short by a crash, never acknowledged.
-	// The TornBytes from the last good frame on were cut off.
-	TornFile  string
-	TornBytes int64
+	// It was cut off at TornAt, the end of the last good frame.
+	TornFile string
+	TornAt   int64
 }
 
 // OpenLog opens (or creates) the durable store in dir, keeping what lim
@@ -263,23 +265,18 @@ func (l *Log) load() error {
 	var mk mark
 	for i, seq := range seqs {
 		s := &segment{seq: seq, path: segmentPath(l.dir, seq)}
-		data, err := os.ReadFile(s.path)
-		if err != nil {
+		newest := i == len(seqs)-1
+		end, size, err := readSegment(s.path, !newest, func(m *message.Message) { all = append(all, found{m, s}) }, mk.merge)
+		var ferr *frameError
+		switch {
+		case errors.As(err, &ferr) && !newest:
+			return corrupt(s.path, err)
+		case errors.As(err, &ferr):
+			l.info.TornFile, l.info.TornAt = s.path, end
+		case err != nil:
 			return fmt.Errorf("history: %w", err)
 		}
-		newest := i == len(seqs)-1
-		end, err := scanFrames(data, true, func(m *message.Message) { all = append(all, found{m, s}) }, mk.merge)
-		if err != nil {
-			if !newest {
-				return corrupt(s.path, err)
-			}
-			l.info.TornFile = s.path
-			l.info.TornBytes = int64(len(data)) - end
-			for l.info.TornBytes > 0 && data[end+l.info.TornBytes-1] == 0 {
-				l.info.TornBytes--
-			}
-		}
-		s.size, s.limit = end, int64(len(data))
+		s.size, s.limit = end, size
 		l.segs = append(l.segs, s)
 	}
 	l.info.Segments = len(seqs)
@@ -323,21 +320,46 @@ func (l *Log) load() error {
 	return nil
 }
 
+// readSegment reads the frames of the segment file at path, as
+// scanFrames does, and returns where they end and the file's size. It
+// reads a sealed segment (strict) to its end, the newest only to the end
+// of its frames: reopen cuts off whatever follows them.
+func readSegment(path string, strict bool, message func(*message.Message), mark func(mark)) (end, size int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	end, err = readFrames(f, st.Size(), message, mark)
+	if err != nil || !strict || end == st.Size() {
+		return end, st.Size(), err
+	}
+	rest, err := io.ReadAll(io.NewSectionReader(f, end, st.Size()-end))
+	if err != nil {
+		return end, st.Size(), err
+	}
+	if i := bytes.IndexFunc(rest, func(r rune) bool { return r != 0 }); i >= 0 {
+		return end, st.Size(), &frameError{end + int64(i), errTrailing}
+	}
+	return end, st.Size(), nil
+}
+
 // reopen makes s, the newest segment, the active one: commits go on after
-// its last good frame. What follows that frame (a torn write) is cut off
-// first, and made durable so, lest it turn up between frames later.
+// its last good frame. Whatever follows that frame (a torn write, or
+// parts of one that reached the disk out of order beyond zeros) is cut
+// off first, and made durable so, lest it turn up between frames later;
+// then the segment is preallocated again.
 func (l *Log) reopen(s *segment) error {
 	f, err := os.OpenFile(s.path, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
-	grow := s.limit < l.segBytes
-	if l.info.TornFile != "" {
-		err = f.Truncate(s.size)
-		grow = true
-	}
-	if grow && err == nil {
-		s.limit = max(s.limit, l.segBytes)
+	s.limit = max(s.size, l.segBytes)
+	if err = f.Truncate(s.size); err == nil {
 		if err = preallocate(f, s.limit); err == nil {
 			err = f.Sync()
 		}
@@ -581,7 +603,7 @@ func (l *Log) commit(bt *batch, final bool) (bool, error) {
 	}
 
 	a := l.active()
-	if a == nil || a.size+int64(len(buf)) > a.limit {
+	if a == nil || a.size+int64(len(buf)) > a.limit || a.size == 0 && int64(len(buf)+frameHeader+markLen) > a.limit {
 		if err := l.roll(int64(len(buf) + frameHeader + markLen)); err != nil {
 			return false, err
 		}
