@@ -98,12 +98,16 @@ type Log struct {
 	victim  *segment                  // being compacted
 	copies  []*message.Message        // victim's live messages, still to copy
 	buf     []byte                    // the commit being encoded
+	ends    []int                     // where each of its frames ends
 	info    LoadInfo
 	commits atomic.Int64
 
 	// testCommit, when a test sets it, runs before each commit's write;
-	// an error aborts that commit as a disk error would. A test hook only.
+	// an error aborts that commit as a disk error would. testRoll runs
+	// before a new segment is created; an error fails it as a full disk
+	// would. Test hooks only.
 	testCommit atomic.Pointer[func() error]
+	testRoll   atomic.Pointer[func() error]
 }
 
 var _ Store = (*Log)(nil)
@@ -450,7 +454,8 @@ func (l *Log) Sync(m *message.Message) error {
 
 // commitLoop is the committer: it takes everything queued, commits it,
 // wakes the batch's Syncs, then deletes the segments left empty; until
-// Close, when it commits what is queued and a last mark.
+// Close, when it commits what is queued, finishes a compaction, and
+// writes a last mark.
 func (l *Log) commitLoop() {
 	defer close(l.done)
 	var backoff time.Duration
@@ -467,7 +472,7 @@ func (l *Log) commitLoop() {
 		if len(l.queue.puts) > 0 {
 			l.gather()
 		}
-		final := l.closed && l.queue.empty()
+		final := l.closed && l.queue.empty() && !l.pending()
 		bt := l.queue
 		l.queue = batch{f: newFlight()}
 		l.inflight = &bt
@@ -562,8 +567,8 @@ func (l *Log) copyBudget() int64 { return max(l.segBytes/8, 256<<10) }
 
 // commit counts bt's evictions, then writes bt's messages, the next
 // messages to copy forward and a mark in one write at the end of the
-// active segment (a new one if they do not fit) and makes them durable
-// with one datasync. It writes nothing when there is nothing to write: no
+// active segment and makes them durable with one datasync (two of each
+// when they fill it and go on in a new one). It writes nothing when there is nothing to write: no
 // message, no segment to delete, and (unless final) only evictions. It
 // reports whether it wrote.
 func (l *Log) commit(bt *batch, final bool) (bool, error) {
@@ -580,39 +585,29 @@ func (l *Log) commit(bt *batch, final bool) (bool, error) {
 	bt.dels = nil
 	copies, scanned := l.nextCopies()
 	if l.victim != nil && len(copies) == 0 {
-		l.victim, l.copies = nil, nil // nothing left to copy
+		l.victim, l.copies, scanned = nil, nil, 0 // nothing left to copy
 	}
 	if len(bt.puts) == 0 && len(copies) == 0 && !l.emptySegments() && !(final && l.dirty) {
 		return false, nil
 	}
 
-	buf := l.buf[:0]
+	buf, ends := l.buf[:0], l.ends[:0] // ends: where each frame ends in buf
 	for _, m := range bt.puts {
 		buf = appendMessageFrame(buf, m)
+		ends = append(ends, len(buf))
 	}
 	for _, m := range copies {
 		buf = appendMessageFrame(buf, m)
+		ends = append(ends, len(buf))
 	}
 	// Read after the evictions above were queued: the mark covers them,
 	// so the segments they empty may go once it is on disk.
 	mk := l.mem.marks()
 	buf = appendMarkFrame(buf, mk)
-	l.buf = buf[:0]
+	ends = append(ends, len(buf))
+	l.buf, l.ends = buf[:0], ends[:0]
 	if cap(buf) > 4<<20 {
-		l.buf = nil // one large commit does not pin its buffer
-	}
-
-	a := l.active()
-	if a == nil || a.size+int64(len(buf)) > a.limit || a.size == 0 && int64(len(buf)+frameHeader+markLen) > a.limit {
-		if err := l.roll(int64(len(buf) + frameHeader + markLen)); err != nil {
-			return false, err
-		}
-		a = l.active()
-	}
-	out := buf
-	if a.size == 0 { // every segment starts with a mark
-		out = appendMarkFrame(make([]byte, 0, frameHeader+markLen+len(buf)), mk)
-		out = append(out, buf...)
+		l.buf, l.ends = nil, nil // one large commit does not pin its buffer
 	}
 	if hook := l.testCommit.Load(); hook != nil {
 		if err := (*hook)(); err != nil {
@@ -620,25 +615,64 @@ func (l *Log) commit(bt *batch, final bool) (bool, error) {
 		}
 	}
 	l.commits.Add(1)
-	if _, err := a.f.WriteAt(out, a.size); err != nil {
-		return false, err
-	}
-	if err := datasync(a.f); err != nil {
-		return false, err
+
+	// The frames go to the active segment; those that do not fit, to
+	// the next (one write and one datasync each: a commit spans two
+	// segments only when it rolls). A segment is never larger than
+	// segBytes unless one frame is.
+	var segOf []*segment // the segment of each frame
+	from := 0
+	for len(segOf) < len(ends) {
+		i := len(segOf)
+		a := l.active()
+		hdr := 0
+		if a != nil && a.size == 0 {
+			hdr = frameHeader + markLen // every segment starts with a mark
+		}
+		j := i
+		for a != nil && j < len(ends) && a.size+int64(hdr+ends[j]-from) <= a.limit {
+			j++
+		}
+		if j == i {
+			if err := l.roll(int64(ends[i] - from + frameHeader + markLen)); err != nil {
+				return false, err
+			}
+			continue
+		}
+		out := buf[from:ends[j-1]]
+		if hdr > 0 {
+			out = append(appendMarkFrame(make([]byte, 0, hdr+len(out)), mk), out...)
+		}
+		if _, err := a.f.WriteAt(out, a.size); err != nil {
+			return false, err
+		}
+		if err := datasync(a.f); err != nil {
+			return false, err
+		}
+		a.size += int64(len(out))
+		if a.limit > l.segBytes {
+			// Made larger for one frame: the next commit rolls, so that
+			// it is sealed, and compacted like any other.
+			a.limit = a.size
+		}
+		for range j - i {
+			segOf = append(segOf, a)
+		}
+		from = ends[j-1]
 	}
 
-	a.size += int64(len(out))
-	for _, m := range bt.puts {
+	for i, m := range bt.puts {
 		if l.early[m] {
 			delete(l.early, m)
 			continue
 		}
 		n := int64(frameLen(m))
-		l.where[m] = loc{a, n}
-		a.live++
-		a.bytes += n
+		l.where[m] = loc{segOf[i], n}
+		segOf[i].live++
+		segOf[i].bytes += n
 	}
-	for _, m := range copies {
+	for i, m := range copies {
+		a := segOf[len(bt.puts)+i]
 		old := l.where[m]
 		old.seg.live--
 		old.seg.bytes -= old.n
@@ -673,7 +707,7 @@ func (l *Log) roll(need int64) error {
 		a.limit = limit
 		return nil
 	}
-	if a != nil && a.limit > a.size {
+	if a != nil {
 		// Sealed first: should the new segment fail, the active one
 		// takes frames past its (now cut) preallocation.
 		if err := a.f.Truncate(a.size); err != nil {
@@ -683,6 +717,11 @@ func (l *Log) roll(need int64) error {
 			return err
 		}
 		a.limit = a.size
+	}
+	if hook := l.testRoll.Load(); hook != nil {
+		if err := (*hook)(); err != nil {
+			return err
+		}
 	}
 	seq := uint64(1)
 	if a != nil {

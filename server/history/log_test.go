@@ -481,6 +481,54 @@ func TestLogCopyForwardKeepsPinnedMessages(t *testing.T) {
 	}
 }
 
+// TestLogReopenRestoresWhatWasRetained publishes on channels of very
+// different rates and sizes, so that segments roll, empty, get pinned and
+// compacted, and reopens the log now and then: each time it retains
+// exactly what it retained before, no evicted message comes back, and the
+// directory stays bounded.
+func TestLogReopenRestoresWhatWasRetained(t *testing.T) {
+	dir := t.TempDir()
+	lim := Limits{Size: 5, TTL: time.Hour, MaxBytes: 64 << 10}
+	const seg = 16 << 10
+	l := openLogSized(t, dir, lim, seg)
+	body := bytes.Repeat([]byte("r"), 3000)
+	n := 0
+	var largest int64
+	defer func() { t.Logf("directory at most %d bytes", largest) }()
+	for round := range 15 {
+		p := newPublisher(l)
+		for range 300 {
+			n++
+			ch := fmt.Sprint("c/", n%7) // busy
+			if n%53 == 0 {
+				ch = fmt.Sprint("quiet/", n%3)
+			}
+			if err := p.append(&message.Message{Channel: ch, Body: body[:50+(n*97)%2950]}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := all(l)
+		l.Close()
+		// Twice what is retained, two segments, the active one, and one
+		// more that a compaction has not yet emptied.
+		size := dirBytes(t, dir)
+		largest = max(largest, size)
+		if size > 2*lim.MaxBytes+4*seg {
+			t.Errorf("round %d: directory %d bytes for %d retained, in %d segments", round, size, lim.MaxBytes, segments(t, dir))
+		}
+		l = openLogSized(t, dir, lim, seg)
+		after := all(l)
+		if len(after) != len(before) {
+			t.Fatalf("round %d: %d messages after reopen, %d before", round, len(after), len(before))
+		}
+		for i := range before {
+			if !sameMessage(after[i], before[i]) {
+				t.Fatalf("round %d: message %d is %v after reopen, was %v", round, i, after[i].ID, before[i].ID)
+			}
+		}
+	}
+}
+
 // TestLogCrashBetweenCopyAndDeleteKeepsOneCopy: a segment whose messages
 // were copied forward but which a crash left behind is read twice; each
 // id is loaded once.
@@ -707,6 +755,60 @@ func TestLogFailedCommitIsUnavailableUntilOneSucceeds(t *testing.T) {
 	}
 }
 
+// TestLogFullDiskAtANewSegmentIsUnavailableThenRecovers: the disk fills
+// when the active segment is full and a new one cannot be made; publishes
+// are refused, nothing acknowledged is lost, and the log goes on once a
+// segment can be made again.
+func TestLogFullDiskAtANewSegmentIsUnavailableThenRecovers(t *testing.T) {
+	dir := t.TempDir()
+	lim := Limits{Size: 100_000, TTL: time.Hour, MaxBytes: 1 << 30}
+	l := openLogSized(t, dir, lim, 16<<10)
+	p := newPublisher(l)
+	first := msg("a", "first") // makes the first segment
+	if err := p.publish(first); err != nil {
+		t.Fatal(err)
+	}
+	diskFull := errors.New("no space left on device")
+	hook := func() error { return diskFull }
+	l.testRoll.Store(&hook)
+	kept := []*message.Message{first}
+	var failed *message.Message
+	for failed == nil {
+		m := msg("a", strings.Repeat("f", 500))
+		if err := p.publish(m); err != nil {
+			if !errors.Is(err, ErrUnavailable) || !errors.Is(err, diskFull) {
+				t.Fatalf("publish on a full disk: %v, want ErrUnavailable and the cause", err)
+			}
+			failed = m
+			break
+		}
+		kept = append(kept, m)
+	}
+	if err := p.append(msg("a", "refused")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Append while the disk is full: %v", err)
+	}
+	l.testRoll.Store(nil)
+	for i := 0; l.Sync(failed) != nil; i++ { // each waits for one retry
+		if i == 20 {
+			t.Fatalf("still failing once a segment can be made: %v", l.Err())
+		}
+	}
+	if err := p.publish(msg("a", "after")); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l = openLogSized(t, dir, lim, 16<<10)
+	have := map[message.ID]bool{}
+	for _, m := range all(l) {
+		have[m.ID] = true
+	}
+	for _, m := range append(kept, failed) {
+		if !have[m.ID] {
+			t.Fatalf("message %v lost across the full disk", m.ID)
+		}
+	}
+}
+
 func TestLogClosedFileIsUnavailable(t *testing.T) {
 	l := openLog(t, t.TempDir(), DefaultLimits())
 	p := newPublisher(l)
@@ -771,7 +873,8 @@ func TestLogHistoryOffKeepsNothing(t *testing.T) {
 // BenchmarkLogPublish: durable publishes/s with 1, 4, 16 and 64
 // concurrent publishers, each Append under one lock (the order lock) then Sync.
 // History is full (Size 100 on 64 channels, MaxBytes 1 MiB) so every
-// commit also deletes, as on a busy server.
+// commit also evicts, and segments roll and are deleted, as on a busy
+// server.
 func BenchmarkLogPublish(b *testing.B) {
 	body := bytes.Repeat([]byte("m"), 200)
 	for _, writers := range []int{1, 4, 16, 64} {
