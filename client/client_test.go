@@ -13,13 +13,13 @@ import (
 
 	"github.com/msgbus/msgbus/client"
 	"github.com/msgbus/msgbus/server"
+	"github.com/msgbus/msgbus/server/bustest"
 )
 
 // testServer is a real server on 127.0.0.1.
 type testServer struct {
 	*server.Server
-	Addr string
-	done chan error
+	*bustest.Running
 }
 
 // startServer starts a server with cfg on addr ("127.0.0.1:0" for any
@@ -39,20 +39,7 @@ func startServer(t *testing.T, addr string, cfg server.Config) *testServer {
 // serve serves srv on addr until the end of the test.
 func serve(t *testing.T, addr string, srv *server.Server) *testServer {
 	t.Helper()
-	var ln net.Listener
-	var err error
-	for range 50 { // the previous server's port may take a moment to free
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := &testServer{Server: srv, Addr: ln.Addr().String(), done: make(chan error, 1)}
-	go func() { ts.done <- srv.Serve(ln) }()
-	t.Cleanup(func() { ts.stop(t) })
+	ts := &testServer{Server: srv, Running: bustest.Serve(t, srv, addr)}
 	// One answer (any: 404 here) proves Serve is running. A Shutdown
 	// called before Serve has started does not stop it, and a test that
 	// stops its server at once would find the port still taken.
@@ -66,35 +53,27 @@ func serve(t *testing.T, addr string, srv *server.Server) *testServer {
 }
 
 // stop shuts the server down (idempotent) and waits for Serve to return.
-func (ts *testServer) stop(t *testing.T) {
-	t.Helper()
-	if ts.done == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := ts.Shutdown(ctx); err != nil {
-		t.Errorf("Shutdown: %v", err)
-	}
-	select {
-	case <-ts.done:
-	case <-time.After(5 * time.Second):
-		t.Errorf("Serve did not return after Shutdown")
-	}
-	ts.done = nil
-}
+func (ts *testServer) stop(t *testing.T) { t.Helper(); ts.Running.Stop(t) }
 
-func (ts *testServer) URL() string { return "http://" + ts.Addr }
+// URL is the server's base URL.
+func (ts *testServer) URL() string { return ts.Running.URL("") }
 
 // waitSubscribers waits until the server has n subscribers.
 func (ts *testServer) waitSubscribers(t *testing.T, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for ts.Stats().Subscribers != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("subscribers = %d, want %d", ts.Stats().Subscribers, n)
+	bustest.Subscribers(t, func() int64 { return ts.Stats().Subscribers }, n)
+}
+
+// waitAttempts waits for n more reconnect attempts, each a value on
+// attempts (sent by OnReconnect), rather than sleeping and hoping.
+func waitAttempts(t *testing.T, attempts <-chan struct{}, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-attempts:
+		case <-time.After(bustest.Timeout):
+			t.Fatal("no reconnect attempt")
 		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
 
@@ -374,8 +353,15 @@ func TestSubscriptionReconnectsAfterServerRestart(t *testing.T) {
 	c := newClient(t, client.Config{URL: ts.URL()})
 	ctx := testContext(t)
 	var reasons []error
+	attempts := make(chan struct{}, 100)
 	sub := subscribe(t, ctx, c, "news", &client.SubscribeOptions{
-		OnReconnect: func(err error, wait time.Duration) { reasons = append(reasons, err) },
+		OnReconnect: func(err error, wait time.Duration) {
+			reasons = append(reasons, err)
+			select {
+			case attempts <- struct{}{}:
+			default: // the test has seen enough
+			}
+		},
 	})
 	publish(t, ctx, c, "news", "text/plain", []byte("before"))
 	if m := mustNext(t, sub); string(m.Body) != "before" {
@@ -388,7 +374,7 @@ func TestSubscriptionReconnectsAfterServerRestart(t *testing.T) {
 		m, err := sub.Next(context.Background())
 		got <- result{m, err}
 	}()
-	time.Sleep(50 * time.Millisecond) // a few refused attempts
+	waitAttempts(t, attempts, 2) // the break, and a refused attempt
 	ts2 := startServer(t, addr, server.Config{})
 	ts2.waitSubscribers(t, 1)
 	publish(t, ctx, c, "news", "text/plain", []byte("after"))
@@ -412,8 +398,15 @@ func TestOnReconnectedSaysWhenTheStreamIsBack(t *testing.T) {
 	ctx := testContext(t)
 	var events []string
 	var back client.Reconnected
+	attempts := make(chan struct{}, 1000)
 	sub := subscribe(t, ctx, c, "news", &client.SubscribeOptions{
-		OnReconnect: func(err error, wait time.Duration) { events = append(events, "reconnect") },
+		OnReconnect: func(err error, wait time.Duration) {
+			events = append(events, "reconnect")
+			select {
+			case attempts <- struct{}{}:
+			default: // the test has seen enough
+			}
+		},
 		OnReconnected: func(r client.Reconnected) {
 			events = append(events, "reconnected")
 			back = r
@@ -431,8 +424,10 @@ func TestOnReconnectedSaysWhenTheStreamIsBack(t *testing.T) {
 		m, err := sub.Next(context.Background())
 		got <- result{m, err}
 	}()
-	const outage = 100 * time.Millisecond
-	time.Sleep(outage) // refused attempts meanwhile
+	waitAttempts(t, attempts, 1)
+	down := time.Now()           // the client knows the server is down
+	waitAttempts(t, attempts, 2) // refused attempts meanwhile
+	outage := time.Since(down)
 	ts2 := startServer(t, addr, server.Config{})
 	ts2.waitSubscribers(t, 1)
 	publish(t, ctx, c, "news", "text/plain", []byte("after"))

@@ -403,14 +403,18 @@ func fakeWS(t *testing.T, ping, hello time.Duration) *httptest.Server {
 
 func TestPingsKeepAliveAndSilenceIsDeath(t *testing.T) {
 	ctx := testContext(t)
-	opts := &client.WSOptions{ReadTimeout: 100 * time.Millisecond}
-
+	// The message comes after more than twice the read timeout, pings
+	// every 20ms meanwhile: the timeout is wide enough that a loaded
+	// machine under -race does not stall a live connection past it.
+	alive := fakeWS(t, 20*time.Millisecond, 1200*time.Millisecond)
 	// https maps to wss, with the TLS configuration of the HTTP client.
-	alive := fakeWS(t, 20*time.Millisecond, 300*time.Millisecond)
 	c := newClient(t, client.Config{URL: alive.URL, HTTPClient: alive.Client()})
-	sub := wsOpen(t, func() (*client.Subscriber, error) { return c.Sub(ctx, "x", opts) })
+	sub := wsOpen(t, func() (*client.Subscriber, error) {
+		return c.Sub(ctx, "x", &client.WSOptions{ReadTimeout: 500 * time.Millisecond})
+	})
 	wantBody(t, wsNext(t, sub), client.TextType, "hello")
 
+	opts := &client.WSOptions{ReadTimeout: 100 * time.Millisecond}
 	silent := fakeWS(t, 0, time.Hour)
 	c = newClient(t, client.Config{URL: silent.URL, HTTPClient: silent.Client()})
 	sub = wsOpen(t, func() (*client.Subscriber, error) { return c.Sub(ctx, "x", opts) })

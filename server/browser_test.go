@@ -13,7 +13,6 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +22,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/msgbus/msgbus/server/bustest"
 )
 
 // browserShots is where screenshots are copied for people to look at.
@@ -354,20 +355,7 @@ func browserRestart(t *testing.T, cfg Config, addr string) *testServer {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	var ln net.Listener
-	for try := 0; ; try++ {
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		if try == 50 {
-			t.Fatalf("listening on %s again: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	ts := &testServer{Server: srv, Addr: addr, done: make(chan error, 1)}
-	go func() { ts.done <- srv.Serve(ln) }()
-	t.Cleanup(func() { ts.stop(t) })
-	return ts
+	return &testServer{Server: srv, Running: bustest.Serve(t, srv, addr)}
 }
 
 func TestBrowserViewerFloodDashboard(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/msgbus/msgbus/server/bustest"
 	"github.com/msgbus/msgbus/server/message"
 	"github.com/msgbus/msgbus/server/wire"
 	"io"
@@ -59,12 +60,12 @@ func benchSubscribe(b *testing.B, ts *testServer, websocket bool) *rawConn {
 	}
 	c := ts.dial(b, req)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	status, err := c.r.ReadString('\n')
+	status, err := c.R.ReadString('\n')
 	if err != nil || !strings.Contains(status, " 200 ") && !strings.Contains(status, " 101 ") {
 		b.Fatalf("subscribing: %q %v", status, err)
 	}
 	for {
-		line, err := c.r.ReadString('\n')
+		line, err := c.R.ReadString('\n')
 		if err != nil {
 			b.Fatalf("subscribing: %v", err)
 		}
@@ -77,7 +78,7 @@ func benchSubscribe(b *testing.B, ts *testServer, websocket bool) *rawConn {
 func benchEndToEnd(b *testing.B, subs, publishers int, websocket bool) {
 	var ts *testServer
 	if addr := os.Getenv("MSGBUS_BENCH_ADDR"); addr != "" {
-		ts = &testServer{Addr: addr}
+		ts = &testServer{Running: &bustest.Running{Addr: addr}}
 	} else {
 		ts = startServer(b, Config{MaxQueueBytes: 8 << 20})
 	}
@@ -108,8 +109,8 @@ func benchEndToEnd(b *testing.B, subs, publishers int, websocket bool) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got := int64(c.r.Buffered())
-			c.r.Discard(c.r.Buffered())
+			got := int64(c.R.Buffered())
+			c.R.Discard(c.R.Buffered())
 			buf := make([]byte, 64<<10)
 			for got < want {
 				c.SetReadDeadline(time.Now().Add(10 * time.Second)) // give up after 10 s of silence

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/msgbus/msgbus/server/bustest"
 )
 
 // limReply is one answer read off a raw connection.
@@ -30,7 +32,7 @@ type limReply struct {
 func limRead(t *testing.T, c *rawConn, method string) limReply {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(c.r, &http.Request{Method: method})
+	resp, err := http.ReadResponse(c.R, &http.Request{Method: method})
 	if err != nil {
 		t.Fatalf("reading response: %v", err)
 	}
@@ -62,7 +64,7 @@ func limCheckReason(t *testing.T, r limReply, status int) {
 func limExpectClosed(t *testing.T, c *rawConn) {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	b, err := io.ReadAll(c.r)
+	b, err := io.ReadAll(c.R)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("connection still open 5s after the answer (read %q)", b)
@@ -232,7 +234,7 @@ func TestChunkedMessageStreamingPastLimitIs413(t *testing.T) {
 	answered := make(chan answer, 1)
 	go func() {
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		resp, err := http.ReadResponse(c.r, &http.Request{Method: "POST"})
+		resp, err := http.ReadResponse(c.R, &http.Request{Method: "POST"})
 		if err != nil {
 			answered <- answer{err: err}
 			return
@@ -312,7 +314,7 @@ func limDialSmallBuffer(t *testing.T, addr, request string) *rawConn {
 	if _, err := io.WriteString(c, request); err != nil {
 		t.Fatal(err)
 	}
-	return &rawConn{t: t, Conn: c, r: newLimReader(c)}
+	return &rawConn{&bustest.Conn{T: t, Conn: c, R: newLimReader(c)}}
 }
 
 func TestSlowSubscriberIsDisconnectedWithoutBlockingPublisherOrOthers(t *testing.T) {
@@ -342,7 +344,7 @@ func TestSlowSubscriberIsDisconnectedWithoutBlockingPublisherOrOthers(t *testing
 		for i := range n {
 			want := frame(i)
 			got := make([]byte, len(want))
-			if _, err := io.ReadFull(fast.r, got); err != nil {
+			if _, err := io.ReadFull(fast.R, got); err != nil {
 				fastDone <- fmt.Errorf("message %d: %v", i, err)
 				return
 			}
@@ -356,7 +358,7 @@ func TestSlowSubscriberIsDisconnectedWithoutBlockingPublisherOrOthers(t *testing
 	}()
 	// waitReader waits until the reading subscriber has message i-window.
 	waitReader := func(i int) {
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(bustest.Timeout)
 		for received.Load() < int64(i-window) {
 			select {
 			case err := <-fastDone:
@@ -396,18 +398,15 @@ func TestSlowSubscriberIsDisconnectedWithoutBlockingPublisherOrOthers(t *testing
 		t.Errorf("SlowDisconnects = %d, want 1", got)
 	}
 	// Disconnected means the server lets go of it now, not once it reads.
-	deadline := time.Now().Add(5 * time.Second)
-	for ts.Stats().Subscribers != 1 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if got := ts.Stats().Subscribers; got != 1 {
-		t.Errorf("subscribers = %d 5s after the slow one overflowed, want 1: the server still holds the slow connection", got)
-	}
+	bustest.Until(t, func() string {
+		return fmt.Sprintf("subscribers = %d after the slow one overflowed, want 1: the server still holds the slow connection",
+			ts.Stats().Subscribers)
+	}, func() bool { return ts.Stats().Subscribers == 1 })
 
 	// Drained, the slow subscriber's stream is whole frames in order, cut
 	// short by the server's close.
 	slow.SetReadDeadline(time.Now().Add(10 * time.Second))
-	got, err := io.ReadAll(slow.r)
+	got, err := io.ReadAll(slow.R)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("slow subscriber still connected after %d bytes", len(got))
@@ -484,7 +483,7 @@ func TestGoneSubscriberWithAFullSocketDoesNotHoldUpShutdown(t *testing.T) {
 	for range 200 { // 3 MiB: far more than the socket buffers hold, less than the queue
 		ts.publish(t, "/msgbus/full", "text/plain", body)
 	}
-	c.Conn.(*net.TCPConn).CloseWrite()
+	c.Conn.Conn.(*net.TCPConn).CloseWrite()
 	ts.waitSubscribers(t, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()

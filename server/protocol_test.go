@@ -93,7 +93,7 @@ type protoReply struct {
 func protoRead(t *testing.T, c *rawConn) protoReply {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(c.r, nil)
+	resp, err := http.ReadResponse(c.R, nil)
 	if err != nil {
 		t.Fatalf("reading response: %v", err)
 	}
@@ -481,7 +481,7 @@ func TestStdlibParsesHTTP10Stream(t *testing.T) {
 	ts := startServer(t, Config{})
 	c := ts.dial(t, "GET /msgbus/news HTTP/1.0\r\n\r\n")
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(c.r, nil)
+	resp, err := http.ReadResponse(c.R, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

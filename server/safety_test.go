@@ -75,7 +75,7 @@ func TestAllowedOriginsGetCORSAndPreflight(t *testing.T) {
 	// A preflight carries no credentials: it is answered before auth.
 	c := ts.dial(t, "OPTIONS /msgbus/news HTTP/1.1\r\nHost: "+ts.Addr+"\r\nOrigin: "+app+"\r\n"+
 		"Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type, authorization, idempotency-key\r\n\r\n")
-	resp, err := http.ReadResponse(c.r, nil)
+	resp, err := http.ReadResponse(c.R, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestAllowedOriginsGetCORSAndPreflight(t *testing.T) {
 
 	// Another origin gets neither a preflight nor CORS headers.
 	c = ts.dial(t, "OPTIONS /msgbus/news HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\nAccess-Control-Request-Method: POST\r\n\r\n")
-	resp, err = http.ReadResponse(c.r, nil)
+	resp, err = http.ReadResponse(c.R, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestHTTP10PublishWithoutContentLengthIs411(t *testing.T) {
 	ts := startServer(t, Config{})
 	sub := ts.subscribe(t, "/msgbus/x", true)
 	c := ts.dial(t, "POST /msgbus/x HTTP/1.0\r\nContent-Type: text/plain\r\n\r\nlost?")
-	c.Conn.(*net.TCPConn).CloseWrite()
+	c.Conn.Conn.(*net.TCPConn).CloseWrite()
 	if got := c.readAll(); !strings.HasPrefix(got, "HTTP/1.0 411 ") && !strings.HasPrefix(got, "HTTP/1.1 411 ") {
 		t.Fatalf("HTTP/1.0 POST without Content-Length: %q, want 411", got)
 	}
@@ -145,7 +145,7 @@ func TestExpectContinueOverTheLimitIs413WithoutContinue(t *testing.T) {
 	ts := startServer(t, Config{MaxMessageBytes: 1 << 20})
 	c := ts.dial(t, "POST /msgbus/x HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"+
 		"Content-Length: 2000000\r\nExpect: 100-continue\r\n\r\n")
-	resp, err := http.ReadResponse(c.r, nil)
+	resp, err := http.ReadResponse(c.R, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestExpectContinueOverTheLimitIs413WithoutContinue(t *testing.T) {
 		"Content-Length: 2\r\nExpect: 100-continue\r\n\r\n")
 	c.expect("HTTP/1.1 100 Continue\r\n\r\n")
 	c.Write([]byte("ok"))
-	if resp, err := http.ReadResponse(c.r, nil); err != nil || resp.StatusCode != http.StatusNoContent {
+	if resp, err := http.ReadResponse(c.R, nil); err != nil || resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("after 100 Continue: %v %v", resp, err)
 	}
 }
@@ -305,7 +305,7 @@ func TestWebSocketFrameCutMidwayIsNotPublished(t *testing.T) {
 		watcher := ts.wsConnect(t, tc.watch)
 		c := ts.dial(t, "GET "+tc.send+" HTTP/1.1\r\nHost: "+ts.Addr+"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-		if resp, err := http.ReadResponse(c.r, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		if resp, err := http.ReadResponse(c.R, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 			t.Fatalf("%s: handshake %v %v", tc.send, resp, err)
 		}
 		// A masked binary frame announcing 100 bytes, of which 10 arrive.
@@ -340,7 +340,7 @@ func TestSameOriginNeedsAHostThatNamesThisMachine(t *testing.T) {
 	for _, tc := range cases {
 		c := ts.dial(t, "POST /msgbus/x HTTP/1.1\r\nHost: "+tc.host+"\r\nOrigin: "+tc.origin+"\r\n"+
 			"Content-Length: 1\r\nConnection: close\r\n\r\nx")
-		resp, err := http.ReadResponse(c.r, nil)
+		resp, err := http.ReadResponse(c.R, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -362,7 +362,7 @@ func TestErrorsReachAnAllowedPageWithCORS(t *testing.T) {
 		{"400", "GET /msgbus/a%00 HTTP/1.1\r\nHost: x\r\nOrigin: " + app + "\r\n\r\n", 400},
 	} {
 		c := ts.dial(t, tc.request)
-		resp, err := http.ReadResponse(c.r, nil)
+		resp, err := http.ReadResponse(c.R, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -375,7 +375,7 @@ func TestErrorsReachAnAllowedPageWithCORS(t *testing.T) {
 	first.expect(string(chunkedHead))
 	ts.waitSubscribers(t, 1)
 	c := ts.dial(t, "GET /msgbus/x HTTP/1.1\r\nHost: x\r\nOrigin: "+app+"\r\n\r\n")
-	resp, err := http.ReadResponse(c.r, nil)
+	resp, err := http.ReadResponse(c.R, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

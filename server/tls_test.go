@@ -22,6 +22,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/msgbus/msgbus/server/bustest"
 )
 
 // tlsCert is a self-signed certificate for 127.0.0.1, as PEM files.
@@ -89,7 +91,7 @@ func tlsSubscribe(t *testing.T, ts *testServer, cert tlsCert, path string) *rawC
 	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	rc := &rawConn{t: t, Conn: c, r: bufio.NewReader(c)}
+	rc := &rawConn{&bustest.Conn{T: t, Conn: c, R: bufio.NewReader(c)}}
 	rc.expect(string(chunkedHead))
 	rc.withoutIDs(true)
 	return rc
@@ -136,7 +138,7 @@ func TestTLSStreamsPartsByteExact(t *testing.T) {
 	// Plain HTTP on the TLS port is not served.
 	plain := ts.dial(t, "GET /msgbus/secure HTTP/1.1\r\nHost: x\r\n\r\n")
 	plain.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if b, _ := io.ReadAll(plain.r); strings.Contains(string(b), "multipart") {
+	if b, _ := io.ReadAll(plain.R); strings.Contains(string(b), "multipart") {
 		t.Errorf("plain HTTP on the TLS port got a stream: %q", b)
 	}
 	plain.Close()

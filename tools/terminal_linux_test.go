@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/msgbus/msgbus/server"
+	"github.com/msgbus/msgbus/server/bustest"
 )
 
 // openPTY opens a pseudo-terminal: what a tool writes to tty, the test
@@ -136,13 +137,10 @@ func TestMsgsendSaysItReadsATerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	tty.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(stderr.String(), "msgsend: reading the message from the terminal; end it with Ctrl-D") {
-		if time.Now().After(deadline) {
-			t.Fatalf("msgsend said %q, want it to say it reads the terminal", &stderr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	bustest.Until(t, func() string { return fmt.Sprintf("msgsend said %q, want it to say it reads the terminal", &stderr) },
+		func() bool {
+			return strings.Contains(stderr.String(), "msgsend: reading the message from the terminal; end it with Ctrl-D")
+		})
 	if _, err := pty.WriteString("typed by hand\n\x04"); err != nil { // Ctrl-D ends the input
 		t.Fatal(err)
 	}

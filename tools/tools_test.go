@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/msgbus/msgbus/client"
 	"github.com/msgbus/msgbus/server"
+	"github.com/msgbus/msgbus/server/bustest"
 )
 
 // TestMain fails the package if a test's server leaves a goroutine behind,
@@ -86,8 +86,9 @@ func build(t *testing.T, tools ...string) map[string]string {
 
 type testServer struct {
 	*server.Server
-	URL  string
-	done chan error
+	URL string // the base URL the tools are given
+	run *bustest.Running
+	t   *testing.T
 }
 
 func startServer(t *testing.T, cfg server.Config) *testServer {
@@ -104,37 +105,16 @@ func startServerAt(t *testing.T, addr string, cfg server.Config) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ln net.Listener
-	for range 50 {
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := &testServer{Server: srv, URL: "http://" + ln.Addr().String(), done: make(chan error, 1)}
-	go func() { ts.done <- srv.Serve(ln) }()
-	t.Cleanup(ts.stop)
-	return ts
+	run := bustest.Serve(t, srv, addr)
+	return &testServer{Server: srv, URL: run.URL(""), run: run, t: t}
 }
 
 // stop shuts the server down and waits for Serve to return; again, it
 // does nothing.
-func (ts *testServer) stop() {
-	if ts.done == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ts.Shutdown(ctx)
-	<-ts.done
-	ts.done = nil
-}
+func (ts *testServer) stop() { ts.run.Stop(ts.t) }
 
 // Addr is the server's host:port.
-func (ts *testServer) Addr() string { return strings.TrimPrefix(ts.URL, "http://") }
+func (ts *testServer) Addr() string { return ts.run.Addr }
 
 // syncBuffer is a bytes.Buffer a running command writes while the test
 // may read it.
@@ -157,15 +137,13 @@ func (b *syncBuffer) String() string {
 
 func (b *syncBuffer) Bytes() []byte { return []byte(b.String()) }
 
+// waitSubscribers waits until the server has n subscribers, saying what
+// the tool cmd wrote on stderr if it never gets them.
 func (ts *testServer) waitSubscribers(t *testing.T, n int64, cmd *exec.Cmd, stderr *syncBuffer) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for ts.Stats().Subscribers != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("subscribers = %d, want %d; %s said: %s", ts.Stats().Subscribers, n, cmd.Path, stderr)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	bustest.Until(t, func() string {
+		return fmt.Sprintf("subscribers = %d, want %d; %s said: %s", ts.Stats().Subscribers, n, cmd.Path, stderr)
+	}, func() bool { return ts.Stats().Subscribers == n })
 }
 
 // start starts a tool in the background, killed at the end of the test.
@@ -552,13 +530,8 @@ func TestMsgdumpSaysWhenItHasReconnected(t *testing.T) {
 	ts.waitSubscribers(t, 1, dump, dumpErr)
 
 	ts.stop()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(dumpErr.String(), "reconnecting in") { // at least one attempt
-		if time.Now().After(deadline) {
-			t.Fatalf("msgdump did not try to reconnect: %s", dumpErr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	bustest.Until(t, func() string { return "msgdump did not try to reconnect: " + dumpErr.String() },
+		func() bool { return strings.Contains(dumpErr.String(), "reconnecting in") }) // at least one attempt
 	ts2 := startServerAt(t, ts.Addr(), server.Config{})
 	ts2.waitSubscribers(t, 1, dump, dumpErr)
 	if _, stderr, err := runTool(t, "", bins["msgsend"], "-u", ts2.URL, "-c", "news", "back"); err != nil {
