@@ -61,8 +61,13 @@ const (
 //
 // A restart reads every segment (checking every frame's CRC), keeps the
 // newest copy of each id, and appends them in id order to the Memory,
-// which re-applies the limits; the newest mark says which messages were
-// already evicted, so they do not come back.
+// which re-applies the limits. The newest mark says which messages were
+// already evicted, so they do not come back: every one before its keep
+// id; after it only Size evicts, and the same Size evicts them again (a
+// restart with a larger Size may bring back a few of those whose segment
+// is still on disk). Its lost id, the newest ever evicted, is the Memory's
+// floor, as the bbolt store's was: a resume from before it after a
+// restart says not recovered.
 //
 // A failed commit (a full disk, a closed file) makes Err return an error
 // wrapping ErrUnavailable, and Append refuse, until a later commit of the
@@ -99,6 +104,7 @@ type Log struct {
 	copies  []*message.Message        // victim's live messages, still to copy
 	buf     []byte                    // the commit being encoded
 	ends    []int                     // where each of its frames ends
+	segOf   []*segment                // and in which segment
 	info    LoadInfo
 	commits atomic.Int64
 
@@ -620,7 +626,8 @@ func (l *Log) commit(bt *batch, final bool) (bool, error) {
 	// the next (one write and one datasync each: a commit spans two
 	// segments only when it rolls). A segment is never larger than
 	// segBytes unless one frame is.
-	var segOf []*segment // the segment of each frame
+	segOf := l.segOf[:0] // the segment of each frame
+	defer func() { clear(segOf); l.segOf = segOf[:0] }()
 	from := 0
 	for len(segOf) < len(ends) {
 		i := len(segOf)
