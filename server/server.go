@@ -130,14 +130,17 @@ type Server struct {
 	root       *os.Root
 	staticStop chan struct{} // stops the web root's file cache cleaner
 
-	// mu guards streams, senders, closing and pool. Order: mu, then a
+	// mu guards streams, senders, listeners, closing and pool. Order: mu, then a
 	// stream's own lock (Shutdown closes streams holding mu); the engine
 	// and the hub are never called with mu held.
 	mu      sync.Mutex
 	streams map[*flush.Stream]struct{}
 	senders map[*websocket.Conn]struct{} // WebSockets of /pub/ and /push/
 	closing bool
-	wg      sync.WaitGroup // live streams
+	// listeners are what Serve serves, which Shutdown closes itself: a
+	// Serve that began as Shutdown ran is not one fasthttp knows to stop.
+	listeners []net.Listener
+	wg        sync.WaitGroup // live streams
 
 	closeFiles sync.Once // the file server's cache cleaner and the web root
 }
@@ -235,18 +238,46 @@ func openStore(cfg *Config) (history.Store, error) {
 
 // Serve accepts connections on ln until Shutdown. With TLS configured it
 // speaks HTTPS. Running out of file descriptors refuses connections (logged
-// once) instead of failing or spinning.
+// once) instead of failing or spinning. After Shutdown, even one called
+// before Serve, it closes ln and returns nil at once.
 func (s *Server) Serve(ln net.Listener) error {
 	ln = newGuardedListener(ln, s.log, s.cfg.MaxConnections, s.tls == nil)
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}
 	s.mu.Lock()
-	if s.pool == nil && !s.closing {
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	if s.pool == nil {
 		s.pool = flush.NewPool(max(1, runtime.GOMAXPROCS(0)-1))
 	}
+	ln = &closeOnce{Listener: ln}
+	s.listeners = append(s.listeners, ln)
 	s.mu.Unlock()
-	return s.http.Serve(ln)
+	err := s.http.Serve(ln)
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		return nil // the listener was closed by Shutdown, maybe before fasthttp knew it
+	}
+	return err
+}
+
+// closeOnce is a listener that both Shutdown and fasthttp may close: the
+// second Close is not an error.
+type closeOnce struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (c *closeOnce) Close() error {
+	c.once.Do(func() { c.err = c.Listener.Close() })
+	return c.err
 }
 
 // Shutdown stops accepting, ends every stream with the closing boundary and
@@ -257,7 +288,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { httpDone <- s.http.ShutdownWithContext(ctx) }()
 	s.mu.Lock()
 	s.closing = true
+	lns := s.listeners
+	s.listeners = nil
 	s.mu.Unlock()
+	for _, ln := range lns {
+		ln.Close()
+	}
 	s.engine.Close()
 	s.closeSenders()
 
