@@ -57,8 +57,10 @@ setTimeout(() => { if (!r.sseOpen) publish(); }, 500);
 }
 
 func TestBrowserPageFromAnotherOriginIsKeptOutByDefault(t *testing.T) {
-	b := newBrowser(t)
+	// The server first, so that the browser is closed (cleanups run last
+	// first) before Shutdown waits for its connections.
 	ts := startServer(t, Config{})
+	b := newBrowser(t)
 	elsewhere := crossOriginPage(t, ts.URL(""))
 	b.run(b.ctx, "opening the other origin's page", chromedp.Navigate(elsewhere))
 	b.wait(b.ctx, "the attempts to fail", "window.results.wsError && (window.results.fetchError || window.results.status) && "+
@@ -72,11 +74,10 @@ func TestBrowserPageFromAnotherOriginIsKeptOutByDefault(t *testing.T) {
 }
 
 func TestBrowserPageFromAnAllowedOriginPublishesAndSubscribes(t *testing.T) {
-	b := newBrowser(t)
-	var ts *testServer
 	// The page's origin is known only once its server listens, and the
 	// bus must list it: list the host, which any port of it matches.
-	ts = startServer(t, Config{AllowOrigins: []string{"http://127.0.0.1:*"}})
+	ts := startServer(t, Config{AllowOrigins: []string{"http://127.0.0.1:*"}})
+	b := newBrowser(t)
 	elsewhere := crossOriginPage(t, ts.URL(""))
 	if !strings.HasPrefix(elsewhere, "http://127.0.0.1:") || elsewhere == ts.URL("") {
 		t.Fatalf("the page's origin %s is not another origin of 127.0.0.1", elsewhere)
