@@ -1,6 +1,13 @@
 // Package server is msgbus's HTTP front end on fasthttp: it routes the msgbus
 // protocol (publish, multipart streams), checks auth, serves an optional
 // static web root and TLS, and adapts each subscriber's socket to the hub.
+//
+// Its rooms, imports flowing down the list: server/wire (the bytes of each
+// wire format), server/flush (writing subscribers' queues to their
+// sockets), server/engine (ordering, history and delivery behind one
+// interface), server/hub (the local index and fan-out, push/pull
+// included), server/history (the stores), server/message (the shared
+// vocabulary). server/bustest is the harness the tests share.
 package server
 
 import (
