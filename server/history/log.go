@@ -100,6 +100,7 @@ type Log struct {
 	where   map[*message.Message]loc  // each retained message's newest copy
 	early   map[*message.Message]bool // evicted before its put was written
 	dirty   bool                      // evictions since the last mark written
+	loaded  mark                      // the newest mark at open, carried on
 	victim  *segment                  // being compacted
 	copies  []*message.Message        // victim's live messages, still to copy
 	buf     []byte                    // the commit being encoded
@@ -322,6 +323,7 @@ func (l *Log) load() error {
 		l.mem.Append(f.m)
 	}
 	l.mem.noteLast(mk.last)
+	l.loaded = mk
 	l.durable = l.mem.LastID()
 	l.info.Messages = l.mem.Stats().Messages
 	if len(l.segs) > 0 {
@@ -609,6 +611,7 @@ func (l *Log) commit(bt *batch, final bool) (bool, error) {
 	// Read after the evictions above were queued: the mark covers them,
 	// so the segments they empty may go once it is on disk.
 	mk := l.mem.marks()
+	mk.merge(l.loaded) // the Memory's lost starts over at a restart
 	buf = appendMarkFrame(buf, mk)
 	ends = append(ends, len(buf))
 	l.buf, l.ends = buf[:0], ends[:0]

@@ -395,11 +395,34 @@ func TestLogRestartKeepsIDsAndLostFloorWhenAllExpired(t *testing.T) {
 		t.Errorf("resume from the first id: recovered, though everything after it expired")
 	}
 	m := msg("a", "next")
-	if err := newPublisher(l).publish(m); err != nil {
+	p = newPublisher(l)
+	if err := p.publish(m); err != nil {
 		t.Fatal(err)
 	}
 	if !last.Less(m.ID) {
 		t.Errorf("id after reopen %v is not after %v", m.ID, last)
+	}
+	// Roll on: the newest segment's marks still carry the first run's
+	// lost id, though this run evicted nothing.
+	for range 100 {
+		if err := p.publish(msg("b", body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	seqs, _ := segmentFiles(dir)
+	data, err := os.ReadFile(segmentPath(dir, seqs[len(seqs)-1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var newest mark
+	scanFrames(data, false, func(*message.Message) {}, func(k mark) { newest = k })
+	if newest.lost != last {
+		t.Errorf("the newest segment's last mark says lost %v, want the first run's %v", newest.lost, last)
+	}
+	l = openLogSized(t, dir, lim, 16<<10)
+	if r := l.Replay("a", nil, ReplayQuery{Since: true, After: last}); !r.Recovered || len(r.Messages) != 1 {
+		t.Errorf("resume from the first run's newest id after a second restart: recovered %v, %d messages; want true, 1", r.Recovered, len(r.Messages))
 	}
 }
 
