@@ -27,6 +27,7 @@ import (
 
 	"github.com/msgbus/msgbus/server/engine"
 	"github.com/msgbus/msgbus/server/engine/local"
+	"github.com/msgbus/msgbus/server/engine/redis"
 	"github.com/msgbus/msgbus/server/flush"
 	"github.com/msgbus/msgbus/server/history"
 	"github.com/msgbus/msgbus/server/hub"
@@ -99,6 +100,10 @@ type Config struct {
 	// Store, when set, is a folder for the durable history store: a 204
 	// then means the message is on disk. Empty keeps history in memory.
 	Store string
+	// Redis, when set, is a redis:// or rediss:// URL: every node started
+	// with the same Redis is one bus (PROTOCOL.md §7), with ids, order,
+	// history and idempotency keys in Redis. It excludes Store.
+	Redis string
 	// Logger receives the server's logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -195,22 +200,31 @@ func New(cfg Config) (*Server, error) {
 	}
 	// The engine last: nothing after it can fail, and it runs a goroutine
 	// that only Shutdown stops.
-	store, err := openStore(&cfg)
-	if err != nil {
-		return nil, err
+	hubCfg := hub.Config{
+		MaxQueueBytes:      cfg.MaxQueueBytes,
+		MaxSubscribers:     cfg.MaxSubscribers,
+		MaxBacklogMessages: cfg.MaxBacklogMessages,
+		MaxBacklogBytes:    cfg.MaxBacklogBytes,
+		MaxBacklogTotal:    cfg.MaxBacklogTotalBytes,
+		PullerStall:        cfg.PullerStall,
+		Logger:             cfg.Logger,
 	}
-	s.engine = local.New(local.Config{
-		Hub: hub.Config{
-			MaxQueueBytes:      cfg.MaxQueueBytes,
-			MaxSubscribers:     cfg.MaxSubscribers,
-			MaxBacklogMessages: cfg.MaxBacklogMessages,
-			MaxBacklogBytes:    cfg.MaxBacklogBytes,
-			MaxBacklogTotal:    cfg.MaxBacklogTotalBytes,
-			PullerStall:        cfg.PullerStall,
-			Logger:             cfg.Logger,
-		},
-		Store: store,
-	})
+	if cfg.Redis != "" {
+		if cfg.Store != "" {
+			return nil, errors.New("server: --store and --redis exclude each other: with Redis, history lives in Redis")
+		}
+		e, err := redis.New(redis.Config{URL: cfg.Redis, Hub: hubCfg, Limits: cfg.historyLimits(), Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("server: --redis: %w", err)
+		}
+		s.engine = e
+	} else {
+		store, err := openStore(&cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.engine = local.New(local.Config{Hub: hubCfg, Store: store})
+	}
 	s.http = &fasthttp.Server{
 		Handler:                       s.handle,
 		ErrorHandler:                  s.handleError,
