@@ -20,6 +20,13 @@ const scanBatch = 1000
 // messages.
 type view struct {
 	last, lost message.ID // the newest id given; the newest evicted from the view
+	seq        uint64     // the feed's sequence number at that moment
+}
+
+// A stored message and its feed sequence number.
+type stored struct {
+	m   *message.Message
+	seq uint64
 }
 
 // scan walks channel's view (its messages and those below it) from bound
@@ -32,6 +39,12 @@ func (e *Engine) scan(channel, dir string, bound message.ID, hasBound bool, batc
 }
 
 func (e *Engine) scanView(channel, dir string, bound message.ID, hasBound bool, batch int, fn func(*message.Message) bool) (view, error) {
+	return e.scanStored(channel, dir, bound, hasBound, batch, func(s stored, _ view) bool { return fn(s.m) })
+}
+
+// scanStored is scan with each message's feed sequence number and what
+// each call said of the view (the last call's view is returned).
+func (e *Engine) scanStored(channel, dir string, bound message.ID, hasBound bool, batch int, fn func(stored, view) bool) (view, error) {
 	var v view
 	for first := true; ; first = false {
 		b := ""
@@ -45,7 +58,7 @@ func (e *Engine) scanView(channel, dir string, bound message.ID, hasBound bool, 
 			e.setHealth(err)
 			return v, unavailable(err)
 		}
-		if len(r) < 2 || (len(r)-2)%5 != 0 {
+		if len(r) < 3 || (len(r)-3)%6 != 0 {
 			return v, fmt.Errorf("redis range script answered %d fields", len(r))
 		}
 		if first {
@@ -56,7 +69,8 @@ func (e *Engine) scanView(channel, dir string, bound message.ID, hasBound bool, 
 				v.lost, _ = message.ParseID(r[1])
 			}
 		}
-		for i := 2; i < len(r); i += 5 {
+		v.seq, _ = strconv.ParseUint(r[2], 10, 64)
+		for i := 3; i < len(r); i += 6 {
 			id, err := message.ParseID(r[i])
 			if err != nil {
 				return v, fmt.Errorf("redis history holds id %q: %w", r[i], err)
@@ -65,12 +79,13 @@ func (e *Engine) scanView(channel, dir string, bound message.ID, hasBound bool, 
 				ID: id, Time: time.UnixMilli(int64(id.Ms)),
 				Channel: r[i+1], Type: r[i+2], Sender: r[i+3], Body: []byte(r[i+4]),
 			}
-			if !fn(m) {
+			seq, _ := strconv.ParseUint(r[i+5], 10, 64)
+			if !fn(stored{m, seq}, v) {
 				return v, nil
 			}
 			bound, hasBound = id, true
 		}
-		if (len(r)-2)/5 < batch {
+		if batch == 0 || (len(r)-3)/6 < batch {
 			return v, nil
 		}
 	}

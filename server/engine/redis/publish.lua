@@ -58,9 +58,10 @@ local function evict(eid, c)
   end
 end
 
+local n = redis.call('INCR', P .. 'n')
 if size > 0 then
   local h = P .. 'h:' .. ch
-  redis.call('XADD', h, id, 't', typ, 'f', from, 'b', body, 's', msize)
+  redis.call('XADD', h, id, 't', typ, 'f', from, 'b', body, 's', msize, 'n', n)
   for _, a in ipairs(ancestors(ch)) do
     redis.call('XADD', P .. 'i:' .. a, id, 'c', ch)
   end
@@ -82,7 +83,6 @@ if size > 0 then
   end
 end
 
-local n = redis.call('INCR', P .. 'n')
 if kk then redis.call('SET', kk, id, 'EX', keyttl) end
 redis.call('PUBLISH', P .. 'live', 'm ' .. id .. ' ' .. n .. ' ' .. origin .. '\n' .. ch .. '\n' .. typ .. '\n' .. from .. '\n' .. body)
 return {'ok', id, tostring(n)}

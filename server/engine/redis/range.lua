@@ -1,12 +1,14 @@
 -- range: up to count messages of channel's view (its own and those below
 -- it), newest first ("desc", before bound) or oldest first ("asc", after
 -- bound); bound "" is open. ARGV: P, channel, dir, bound, count.
--- Returns {last id, lost id of the view, then per message: id, channel,
--- type, sender, body}.
+-- Returns {last id, lost id of the view, the feed's sequence now, then per
+-- message: id, channel, type, sender, body, its feed sequence}. count 0
+-- returns the header alone.
 local ch, dir, bound, count = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local h, i = P .. 'h:' .. ch, P .. 'i:' .. ch
-local own, below
-if dir == 'desc' then
+local own, below = {}, {}
+if count == 0 then
+elseif dir == 'desc' then
   local hi = '+'
   if bound ~= '' then hi = '(' .. bound end
   own = redis.call('XREVRANGE', h, hi, '-', 'COUNT', count)
@@ -19,18 +21,20 @@ else
 end
 local lost = redis.call('HGET', P .. 'lost', ch)
 if not lost then lost = redis.call('HGET', P .. 'lost', '') end
-local out = {redis.call('GET', P .. 'last') or '', lost or ''}
+local out = {redis.call('GET', P .. 'last') or '', lost or '', redis.call('GET', P .. 'n') or '0'}
 
 local function emit(eid, c, f)
-  local typ, from, body = '', '', ''
+  local typ, from, body, seq = '', '', '', '0'
   for j = 1, #f, 2 do
-    if f[j] == 't' then typ = f[j + 1] elseif f[j] == 'f' then from = f[j + 1] elseif f[j] == 'b' then body = f[j + 1] end
+    local k = f[j]
+    if k == 't' then typ = f[j + 1] elseif k == 'f' then from = f[j + 1] elseif k == 'b' then body = f[j + 1] elseif k == 'n' then seq = f[j + 1] end
   end
   out[#out + 1] = eid
   out[#out + 1] = c
   out[#out + 1] = typ
   out[#out + 1] = from
   out[#out + 1] = body
+  out[#out + 1] = seq
 end
 
 local x, y, n = 1, 1, 0

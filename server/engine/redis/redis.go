@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,6 +103,9 @@ type Engine struct {
 	tokens  atomic.Uint64
 	pending sync.Map // token -> *pending
 
+	filledTo             atomic.Pointer[message.ID] // the newest id a catch-up delivered or found lost
+	gapsFilled, gapsLost atomic.Uint64              // feed gaps filled from history; those that could not be
+
 	// Owned by the deliverer.
 	lastN  uint64
 	lastID message.ID
@@ -111,6 +115,16 @@ type Engine struct {
 type pending struct {
 	reached chan int
 	except  *hub.Subscription
+	id      atomic.Pointer[message.ID] // set once Redis answered
+}
+
+// signal tells p's publisher its message was delivered here to n
+// subscribers; it never blocks.
+func (p *pending) signal(n int) {
+	select {
+	case p.reached <- n:
+	default:
+	}
 }
 
 var _ engine.Engine = (*Engine)(nil)
@@ -156,14 +170,14 @@ func New(cfg Config) (*Engine, error) {
 		feed:    make(chan string, 1<<14),
 		done:    make(chan struct{}),
 	}
-	subscribed := make(chan struct{})
+	ready := make(chan struct{})
 	e.wg.Add(3)
-	go e.receive(subscribed)
-	go e.deliver()
+	go e.receive()
+	go e.deliver(ready)
 	go e.ping()
 	go func() { e.wg.Wait(); close(e.done) }()
 	select {
-	case <-subscribed:
+	case <-ready:
 	case <-time.After(cfg.Timeout):
 		e.Close()
 		return nil, fmt.Errorf("redis %s: subscribing to the feed took longer than %v", opt.InitAddress, cfg.Timeout)
@@ -242,6 +256,10 @@ func (e *Engine) publish(mode string, m *message.Message, except *hub.Subscripti
 		return engine.Published{ID: id, Duplicate: true}, nil
 	}
 	m.ID, m.Time = id, time.UnixMilli(int64(id.Ms))
+	p.id.Store(&id)
+	if e.delivered(id) {
+		p.signal(0) // filled from history before the id was known here
+	}
 	select {
 	case n := <-p.reached:
 		return engine.Published{ID: id, Reached: n}, nil
@@ -338,6 +356,18 @@ func (e *Engine) Stats() engine.Stats {
 	return st
 }
 
+// delivered reports whether a catch-up has delivered id already, or found
+// it lost.
+func (e *Engine) delivered(id message.ID) bool {
+	f := e.filledTo.Load()
+	return f != nil && !f.Less(id)
+}
+
+// FeedGaps returns how many gaps in the feed (a broken Pub/Sub
+// connection) were filled from history, and how many could not be and
+// ended this node's streams.
+func (e *Engine) FeedGaps() (filled, lost uint64) { return e.gapsFilled.Load(), e.gapsLost.Load() }
+
 // Close implements engine.Engine: subscribers first, then the feed and
 // the connection.
 func (e *Engine) Close() error {
@@ -354,14 +384,16 @@ func (e *Engine) Close() error {
 
 // receive reads the feed into e.feed until Close, subscribing again after
 // a broken connection.
-func (e *Engine) receive(subscribed chan<- struct{}) {
+func (e *Engine) receive() {
 	defer e.wg.Done()
 	defer close(e.feed)
 	cmd := e.rc.B().Subscribe().Channel(e.prefix + "live").Build()
-	var once sync.Once
 	ctx := rueidis.WithOnSubscriptionHook(e.ctx, func(s rueidis.PubSubSubscription) {
 		if s.Kind == "subscribe" {
-			once.Do(func() { close(subscribed) })
+			select { // the hook must not block: a lost marker leaves the next message to find the gap
+			case e.feed <- resubscribed:
+			default:
+			}
 		}
 	})
 	backoff := 50 * time.Millisecond
@@ -448,11 +480,31 @@ func parseFeed(s string) (feedMessage, error) {
 	return f, nil
 }
 
+// resubscribed is the feed's marker for "the subscription to the feed was
+// (re)made": messages may have been published meanwhile.
+const resubscribed = ""
+
 // deliver hands the feed to the hub, one message at a time, in the feed's
-// order, filling gaps from history.
-func (e *Engine) deliver() {
+// order, filling gaps from history. The first marker sets where the node
+// starts; each later one (a new connection) makes it catch up.
+func (e *Engine) deliver(ready chan<- struct{}) {
 	defer e.wg.Done()
+	started := false
 	for s := range e.feed {
+		if s == resubscribed {
+			if !started {
+				started = e.start()
+				if started {
+					close(ready)
+				}
+				continue
+			}
+			e.catchUp(0, message.ID{})
+			continue
+		}
+		if !started {
+			continue // published before this node started
+		}
 		f, err := parseFeed(s)
 		if err != nil {
 			e.log.Error("redis feed", "err", err, "message", s[:min(len(s), 80)])
@@ -474,41 +526,101 @@ func (e *Engine) deliver() {
 			n, _ = e.hub.PublishExact(f.m, nil, except)
 		case 'm':
 			if f.n <= e.lastN {
-				continue // filled already
+				continue // a catch-up delivered it
 			}
-			if e.lastN != 0 && f.n > e.lastN+1 {
-				e.fill(f)
+			if f.n > e.lastN+1 {
+				e.catchUp(f.n, f.m.ID)
 			}
 			n, _ = e.hub.Publish(f.m, nil)
 			e.lastN, e.lastID = f.n, f.m.ID
 		}
 		if p != nil {
-			p.reached <- n
+			p.signal(n)
 		}
 	}
 }
 
-// fill delivers the history messages between the last one delivered and
-// f, which the feed lost. When history no longer has them all, every
-// stream on this node ends so that its client resumes and learns what it
-// missed.
-func (e *Engine) fill(f feedMessage) {
-	want := int(f.n - e.lastN - 1)
-	var got []*message.Message
-	err := e.scan("", "asc", e.lastID, true, 1000, func(m *message.Message) bool {
-		if !m.ID.Less(f.m.ID) {
+// start reads where the feed is now: the node delivers what comes after.
+func (e *Engine) start() bool {
+	v, err := e.scanStored("", "asc", message.ID{}, false, 0, func(stored, view) bool { return false })
+	if err != nil {
+		e.log.Warn("redis feed: reading where it is", "err", err)
+		return false
+	}
+	e.lastN, e.lastID = v.seq, v.last
+	return true
+}
+
+// catchUp delivers from history the messages the feed lost: those after
+// the last one delivered, up to sequence number until (0: up to now). When
+// history no longer has them all, every stream on this node ends so that
+// its client resumes and learns what it missed.
+func (e *Engine) catchUp(until uint64, untilID message.ID) {
+	from := e.lastN
+	missing := false
+	delivered := 0
+	v, err := e.scanStored("", "asc", e.lastID, true, scanBatch, func(s stored, _ view) bool {
+		if until != 0 && s.seq >= until {
 			return false
 		}
-		got = append(got, m)
+		if s.seq <= e.lastN {
+			return true // not a history message of the feed (cannot be)
+		}
+		if s.seq > e.lastN+1 {
+			missing = true // evicted before it could be filled
+		}
+		e.hub.Publish(s.m, nil)
+		e.lastN, e.lastID = s.seq, s.m.ID
+		delivered++
 		return true
 	})
-	if err == nil && len(got) == want {
-		for _, m := range got {
-			e.hub.Publish(m, nil)
+	if err != nil {
+		missing = true // Redis is gone again: the feed's next message retries
+	}
+	target := until - 1
+	if until == 0 {
+		target = v.seq
+	}
+	if e.lastN < target && err == nil {
+		missing = true
+		e.lastN = target
+	}
+	// Everything up to here was delivered or is lost: publishers of this
+	// node waiting for the echo of such a message stop waiting.
+	handled := e.lastID
+	switch {
+	case until != 0:
+		handled = before(untilID)
+	case err == nil && handled.Less(v.last):
+		handled = v.last
+	}
+	e.filledTo.Store(&handled)
+	e.pending.Range(func(_, v any) bool {
+		if id := v.(*pending).id.Load(); id != nil && e.delivered(*id) {
+			v.(*pending).signal(0)
 		}
-		e.log.Info("redis feed: gap filled from history", "messages", want)
+		return true
+	})
+	if !missing {
+		if delivered > 0 {
+			e.gapsFilled.Add(1)
+			e.log.Info("redis feed: gap filled from history", "messages", delivered)
+		}
 		return
 	}
+	if err != nil && until == 0 {
+		return
+	}
+	e.gapsLost.Add(1)
 	ended := e.hub.EndAll(hub.ErrResync)
-	e.log.Warn("redis feed: messages lost beyond history; streams ended to resume", "lost", want-len(got), "streams", ended, "err", err)
+	e.log.Warn("redis feed: messages lost beyond history; streams ended to resume",
+		"from", from, "to", e.lastN, "filled", delivered, "streams", ended, "err", err)
+}
+
+// before returns the id just before id.
+func before(id message.ID) message.ID {
+	if id.Seq > 0 {
+		return message.ID{Ms: id.Ms, Seq: id.Seq - 1}
+	}
+	return message.ID{Ms: id.Ms - 1, Seq: math.MaxUint64}
 }

@@ -144,3 +144,22 @@ func (s *Server) Restart() {
 func Prefix(t testing.TB) string {
 	return "t" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
 }
+
+// Do sends one command to the server and returns its reply's first line
+// (enough for status and integer replies).
+func (s *Server) Do(args ...string) (string, error) {
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	req := fmt.Sprintf("*%d\r\n", len(args))
+	for _, a := range args {
+		req += fmt.Sprintf("$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := c.Write([]byte(req)); err != nil {
+		return "", err
+	}
+	return bufio.NewReader(c).ReadString('\n')
+}
