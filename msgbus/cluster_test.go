@@ -532,3 +532,78 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestPushesSpanNodesEachToExactlyOnePuller(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers")
+	}
+	rs := redistest.Start(t, redistest.Options{})
+	nodes := startNodes(t, 3, rs.URL())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var readers []*reader
+	for i, n := range nodes[:2] {
+		c, err := client.New(client.Config{URL: "http://" + n.addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for k := range 2 {
+			p, err := c.Pull(ctx, "jobs", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			r := newReader(fmt.Sprintf("puller %d on node %d", k, i))
+			readSub(ctx, p, r)
+			readers = append(readers, r)
+		}
+	}
+	c, err := client.New(client.Config{URL: "http://" + nodes[2].addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pusher, err := c.Push(ctx, "jobs", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pusher.Close()
+	const n = 400
+	for i := range n {
+		if err := pusher.Send(ctx, client.TextFrame, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := map[string]int{}
+	total := func() int {
+		k := 0
+		for _, r := range readers {
+			r.mu.Lock()
+			k += len(r.msgs)
+			r.mu.Unlock()
+		}
+		return k
+	}
+	waitUntil(t, 20*time.Second, "every push pulled", func() bool { return total() >= n })
+	nodesUsed := map[int]bool{}
+	for i, r := range readers {
+		r.mu.Lock()
+		for _, m := range r.msgs {
+			count[string(m.Body)]++
+			nodesUsed[i/2] = true
+		}
+		r.mu.Unlock()
+	}
+	if len(count) != n {
+		t.Fatalf("%d distinct pushes pulled, want %d", len(count), n)
+	}
+	for b, k := range count {
+		if k != 1 {
+			t.Fatalf("push %s pulled %d times", b, k)
+		}
+	}
+	if len(nodesUsed) != 2 {
+		t.Fatalf("pushes reached pullers on %d nodes, want 2", len(nodesUsed))
+	}
+}

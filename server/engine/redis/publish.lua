@@ -1,5 +1,5 @@
 -- publish: one atomic step per message. ARGV: P, mode ("m" history
--- message, "b" peer bus, "id" an id only), channel, type, sender, key,
+-- message, "b" peer bus, "push" a push), channel, type, sender, key,
 -- body, size (message.Size), history size per channel, TTL ms, max bytes,
 -- key TTL s, origin (node and subscription, for "b").
 -- Returns {"ok", id, n} or {"dup", first id}.
@@ -24,7 +24,23 @@ if last then
 end
 local id = string.format('%d-%d', ms, seq)
 redis.call('SET', P .. 'last', id)
-if mode == 'id' then return {'ok', id, '0'} end
+if mode == 'push' then
+  -- A push waits in the topic's list until a node with a puller takes it
+  -- (take.lua). ARGV[8..10] are the backlog limits: messages and bytes of
+  -- the topic, bytes of all topics.
+  local q = P .. 'q:' .. ch
+  local item = id .. '\n' .. typ .. '\n' .. from .. '\n' .. body
+  local qb = tonumber(redis.call('GET', P .. 'qb:' .. ch) or '0')
+  local total = tonumber(redis.call('GET', P .. 'qtotal') or '0')
+  if redis.call('LLEN', q) >= tonumber(ARGV[8]) or qb + #item > tonumber(ARGV[9]) or total + #item > tonumber(ARGV[10]) then
+    return {'full', id}
+  end
+  redis.call('RPUSH', q, item)
+  redis.call('INCRBY', P .. 'qb:' .. ch, #item)
+  redis.call('INCRBY', P .. 'qtotal', #item)
+  redis.call('PUBLISH', P .. 'live', 'w ' .. id .. ' 0 -\n' .. ch .. '\n\n\n')
+  return {'ok', id, '0'}
+end
 if mode == 'b' then
   redis.call('PUBLISH', P .. 'live', 'b ' .. id .. ' 0 ' .. origin .. '\n' .. ch .. '\n' .. typ .. '\n' .. from .. '\n' .. body)
   return {'ok', id, '0'}

@@ -16,8 +16,11 @@
 // every message once): one Pub/Sub channel keeps the feed ordered and its
 // gaps visible, which per-channel subscriptions would not.
 //
-// Pushes (/push/, /pull/) stay on the node that took them: their backlog
-// and rotation in Redis are not built yet.
+// A push (/push/) waits in a Redis list per topic, within the backlog
+// limits, and a notice on the feed tells the nodes; a node with a puller
+// of that topic that has room takes it (LPOP) and hands it to its hub,
+// which rotates among its local pullers. Each push goes to exactly one
+// node, so to exactly one puller (see pushpull.go for the edge cases).
 package redis
 
 import (
@@ -97,6 +100,11 @@ type Engine struct {
 	health atomic.Pointer[error] // why Redis is unusable now; nil when it is fine
 	closed atomic.Bool
 
+	hubCfg hub.Config
+	work   chan string // topics that may have pushes to take
+	pullMu sync.Mutex
+	pulls  map[string]*pullTopic // topics with pullers here
+
 	// A publisher waits for its own message to come back on the feed, so
 	// that its subscribers on this node have it queued when it returns
 	// and it can say how many they were.
@@ -168,13 +176,17 @@ func New(cfg Config) (*Engine, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 		feed:    make(chan string, 1<<14),
+		work:    make(chan string, 1024),
+		pulls:   make(map[string]*pullTopic),
+		hubCfg:  cfg.Hub,
 		done:    make(chan struct{}),
 	}
 	ready := make(chan struct{})
-	e.wg.Add(3)
+	e.wg.Add(4)
 	go e.receive()
 	go e.deliver(ready)
 	go e.ping()
+	go e.take()
 	go func() { e.wg.Wait(); close(e.done) }()
 	select {
 	case <-ready:
@@ -187,6 +199,11 @@ func New(cfg Config) (*Engine, error) {
 
 // Hub returns the engine's hub.
 func (e *Engine) Hub() *hub.Hub { return e.hub }
+
+// callContext bounds one call to Redis.
+func (e *Engine) callContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(e.ctx, e.timeout)
+}
 
 // unavailable wraps a Redis failure for the server (503 + Retry-After).
 func unavailable(err error) error {
@@ -269,32 +286,6 @@ func (e *Engine) publish(mode string, m *message.Message, except *hub.Subscripti
 	}
 }
 
-// Push implements engine.Engine. The id comes from Redis; the push and its
-// backlog stay on this node.
-func (e *Engine) Push(m *message.Message, f message.Format) (engine.Published, error) {
-	if e.closed.Load() {
-		return engine.Published{}, hub.ErrClosed
-	}
-	ctx, cancel := context.WithTimeout(e.ctx, e.timeout)
-	defer cancel()
-	r, err := publishScript.Exec(ctx, e.rc, nil, []string{
-		e.prefix, "id", m.Channel, "", "", "", "", "0", "0", "0", "0", "0", "",
-	}).AsStrSlice()
-	if err != nil {
-		e.setHealth(err)
-		return engine.Published{}, unavailable(err)
-	}
-	id, err := message.ParseID(r[1])
-	if err != nil {
-		return engine.Published{}, err
-	}
-	n, err := e.hub.Push(m, f, func(m *message.Message) error {
-		m.ID, m.Time = id, time.UnixMilli(int64(id.Ms))
-		return nil
-	})
-	return engine.Published{ID: id, Reached: n}, err
-}
-
 // Subscribe implements engine.Engine: the subscription is in the hub before
 // history is read, so each message is either replayed or delivered live,
 // and the hub drops the live copies of replayed ones.
@@ -319,16 +310,6 @@ func (e *Engine) Subscribe(channel string, opts hub.SubscribeOptions, resume *en
 
 // Unsubscribe implements engine.Engine.
 func (e *Engine) Unsubscribe(s *hub.Subscription) { e.hub.Unsubscribe(s) }
-
-// SubscribePull implements engine.Engine (this node's pushes only).
-func (e *Engine) SubscribePull(topic string, opts hub.SubscribeOptions) (*hub.Subscription, error) {
-	return e.hub.SubscribePull(topic, opts)
-}
-
-// UnsubscribePull implements engine.Engine.
-func (e *Engine) UnsubscribePull(s *hub.Subscription, unsent [][]byte) {
-	e.hub.UnsubscribePull(s, unsent)
-}
 
 // Err implements engine.Engine.
 func (e *Engine) Err() error {
@@ -524,6 +505,9 @@ func (e *Engine) deliver(ready chan<- struct{}) {
 				except = p.except
 			}
 			n, _ = e.hub.PublishExact(f.m, nil, except)
+		case 'w':
+			e.wakeTaker(f.m.Channel)
+			continue
 		case 'm':
 			if f.n <= e.lastN {
 				continue // a catch-up delivered it
