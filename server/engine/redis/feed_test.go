@@ -84,7 +84,7 @@ func TestBrokenFeedIsFilledFromHistory(t *testing.T) {
 		mu    sync.Mutex
 		acked []int // published, answered without error
 		stop  = make(chan struct{})
-		done = make(chan struct{})
+		done  = make(chan struct{})
 	)
 	go func() {
 		defer close(done)
