@@ -34,7 +34,8 @@ import (
 // those processes' CPU time per delivery (user+system, from /proc) and
 // their resident memory. Another server frames messages its own way: give
 // the bytes a 100-byte message takes on its stream in
-// MSGBUS_BENCH_FRAME_BYTES.
+// MSGBUS_BENCH_FRAME_BYTES. With MSGBUS_BENCH_REDIS=redis://host:port the
+// in-process server runs on the Redis engine.
 func BenchmarkEndToEnd(b *testing.B) {
 	for _, subs := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) { benchEndToEnd(b, subs, 4, false) })
@@ -80,7 +81,9 @@ func benchEndToEnd(b *testing.B, subs, publishers int, websocket bool) {
 	if addr := os.Getenv("MSGBUS_BENCH_ADDR"); addr != "" {
 		ts = &testServer{Running: &bustest.Running{Addr: addr}}
 	} else {
-		ts = startServer(b, Config{MaxQueueBytes: 8 << 20})
+		// MSGBUS_BENCH_REDIS=redis://… runs the in-process server on
+		// the Redis engine (for a profile of a node with Redis).
+		ts = startServer(b, Config{MaxQueueBytes: 8 << 20, Redis: os.Getenv("MSGBUS_BENCH_REDIS")})
 	}
 	body := strings.Repeat("x", 100)
 	format, _ := wire.Multipart(true)

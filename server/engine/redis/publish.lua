@@ -52,24 +52,24 @@ local function setlost(c, eid)
 end
 
 -- evict removes message eid of channel c from history and from the views
--- of c's ancestors, which remember it as lost.
-local function evict(eid, c)
+-- of c's ancestors, which remember it as lost. f is its fields when the
+-- caller has read them.
+local function evict(eid, c, f)
   local h = P .. 'h:' .. c
-  local e = redis.call('XRANGE', h, eid, eid)[1]
-  if e then
-    local f = e[2]
+  if not f then
+    local e = redis.call('XRANGE', h, eid, eid)[1]
+    if e then f = e[2] end
+  end
+  if f then
     for j = 1, #f, 2 do
       if f[j] == 's' then redis.call('DECRBY', P .. 'bytes', f[j + 1]) end
     end
     redis.call('DECR', P .. 'count')
     redis.call('XDEL', h, eid)
-    if redis.call('XLEN', h) == 0 then redis.call('DEL', h) end
   end
   setlost(c, eid)
   for _, a in ipairs(ancestors(c)) do
-    local ik = P .. 'i:' .. a
-    redis.call('XDEL', ik, eid)
-    if redis.call('XLEN', ik) == 0 then redis.call('DEL', ik) end
+    redis.call('XDEL', P .. 'i:' .. a, eid)
     setlost(a, eid)
   end
 end
@@ -81,21 +81,29 @@ if size > 0 then
   for _, a in ipairs(ancestors(ch)) do
     redis.call('XADD', P .. 'i:' .. a, id, 'c', ch)
   end
-  redis.call('INCRBY', P .. 'bytes', msize)
+  local bytes = redis.call('INCRBY', P .. 'bytes', msize)
   redis.call('INCR', P .. 'count')
   local over = redis.call('XLEN', h) - size
   if over > 0 then
-    for _, e in ipairs(redis.call('XRANGE', h, '-', '+', 'COUNT', over)) do evict(e[1], ch) end
+    for _, e in ipairs(redis.call('XRANGE', h, '-', '+', 'COUNT', over)) do
+      evict(e[1], ch, e[2])
+      bytes = bytes - msize -- about: enough to skip the byte check below
+    end
   end
-  -- Past their age or over the byte budget, the oldest go first, at most
-  -- a bounded number per publish; readers skip what is past its age.
-  local cutoff = ms - ttl
-  for _ = 1, 64 do
-    local e = redis.call('XRANGE', P .. 'i:', '-', '+', 'COUNT', 1)[1]
-    if not e then break end
-    local em = parse(e[1])
-    if em >= cutoff and tonumber(redis.call('GET', P .. 'bytes')) <= maxbytes then break end
-    evict(e[1], e[2][2])
+  -- Past their age or over the byte budget, the oldest go first, a
+  -- bounded number per publish. Age is checked every 16th publish (readers
+  -- skip what is past its age meanwhile), bytes when over.
+  if n % 16 == 0 or bytes > maxbytes then
+    local cutoff = ms - ttl
+    for _ = 1, 64 do
+      local e = redis.call('XRANGE', P .. 'i:', '-', '+', 'COUNT', 1)[1]
+      if not e then break end
+      local em = parse(e[1])
+      if em >= cutoff and tonumber(redis.call('GET', P .. 'bytes')) <= maxbytes then break end
+      local c = e[2][2]
+      evict(e[1], c)
+      if redis.call('XLEN', P .. 'h:' .. c) == 0 then redis.call('DEL', P .. 'h:' .. c) end
+    end
   end
 end
 
