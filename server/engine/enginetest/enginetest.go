@@ -7,6 +7,7 @@ package enginetest
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,8 @@ func Run(t *testing.T, newEngine Factory) {
 		{"ResumeWhilePublishingHasNoGapNoDuplicate", testResumeWhilePublishing},
 		{"LastN", testLastN},
 		{"RecoveredForUnknownAndEvictedIDs", testRecovered},
+		{"EvictionsElsewhereDoNotUnrecoverAChannel", testRecoveredQuietChannel},
+		{"PagingAtTheExtremeIDs", testPagingExtremes},
 		{"ResumeMaxKeepsTheNewest", testResumeMax},
 		{"PagingWithFiltersAndHierarchy", testPaging},
 		{"IdempotencyKey", testIdempotency},
@@ -448,5 +451,41 @@ func testOneCopy(t *testing.T, f Factory) {
 	st := e.Stats().History
 	if st.Messages != 1 || st.Bytes > 2*int64(len(body)) {
 		t.Fatalf("one message on a five-level channel: history holds %d messages, %d bytes", st.Messages, st.Bytes)
+	}
+}
+
+// A channel that lost nothing resumes recovered, however much other
+// channels had evicted.
+func testRecoveredQuietChannel(t *testing.T, f Factory) {
+	e := open(t, f, history.Limits{Size: 2, TTL: time.Hour, MaxBytes: 1 << 30})
+	a1 := publish(t, e, "quiet", "a1")
+	for i := range 3 {
+		publish(t, e, "busy", "b"+strconv.Itoa(i))
+	}
+	if _, res := subscribe(t, e, "quiet", nil, &engine.Resume{After: a1, Since: true}); !res.Recovered {
+		t.Fatal("resume of a channel that lost nothing: not recovered")
+	}
+	if _, res := subscribe(t, e, "busy", nil, &engine.Resume{After: a1, Since: true}); res.Recovered {
+		t.Fatal("resume of a channel that lost a message after the id: recovered")
+	}
+}
+
+// Paging before the zero id or after the last possible one is an empty
+// page, not an error, and leaves the engine usable.
+func testPagingExtremes(t *testing.T, f Factory) {
+	e := open(t, f, bigLimits())
+	publish(t, e, "x", "1")
+	last := message.ID{Ms: math.MaxUint64, Seq: math.MaxUint64}
+	for _, q := range []history.PageQuery{
+		{Before: message.ID{}, HasBefore: true, Limit: 10},
+		{After: last, HasAfter: true, Limit: 10},
+	} {
+		p, err := e.History("x", nil, q)
+		if err != nil || len(p.Messages) != 0 {
+			t.Fatalf("page %+v: %d messages, %v; want none, no error", q, len(p.Messages), err)
+		}
+	}
+	if err := e.Err(); err != nil {
+		t.Fatalf("after paging at the extremes: %v", err)
 	}
 }

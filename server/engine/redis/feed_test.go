@@ -180,3 +180,39 @@ func TestFeedGapBeyondHistoryEndsStreams(t *testing.T) {
 		t.Fatalf("stream ended with %v, want ErrResync", err)
 	}
 }
+
+// Redis that loses its data (a restart without persistence, a FLUSHALL)
+// restarts the feed's sequence: nodes end their streams, so that clients
+// resume and are told, and deliver what comes next.
+func TestFeedSequenceGoingBackEndsStreamsAndDeliveryGoesOn(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	prefix := redistest.Prefix(t)
+	lim := history.Limits{Size: 100, TTL: time.Hour, MaxBytes: 1 << 30}
+	node := newEngine(t, rs.URL(), prefix, lim)
+	pub := newEngine(t, rs.URL(), prefix, lim)
+	s, wake := subscribeBodies(t, node, "r")
+	for i := range 5 {
+		if _, err := pub.Publish(&message.Message{Channel: "r", Body: []byte("before" + strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := collect(t, s, wake, 5); err != nil || len(got) != 5 {
+		t.Fatalf("before the flush: %q, %v", got, err)
+	}
+	if _, err := rs.Do("FLUSHALL"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Publish(&message.Message{Channel: "r", Body: []byte("after0")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := collect(t, s, wake, 1<<30); err != hub.ErrResync {
+		t.Fatalf("stream across a lost sequence ended with %v, want ErrResync", err)
+	}
+	s2, wake2 := subscribeBodies(t, node, "r")
+	if p, err := pub.Publish(&message.Message{Channel: "r", Body: []byte("after1")}); err != nil || p.Reached != 0 {
+		t.Fatalf("publish after the flush: %+v, %v", p, err)
+	}
+	if got, err := collect(t, s2, wake2, 1); err != nil || got[0] != "after1" {
+		t.Fatalf("a new subscriber after the flush got %q, %v; want after1", got, err)
+	}
+}

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"math"
 	"fmt"
 	"slices"
 	"strconv"
@@ -156,8 +157,8 @@ func (e *Engine) History(channel string, f *message.Filter, q history.PageQuery)
 		limit = history.MaxPage
 	}
 	var p history.Page
-	if e.lim.Size <= 0 {
-		return p, nil
+	if e.lim.Size <= 0 || (q.HasBefore && q.Before.IsZero()) || (q.HasAfter && q.After == (message.ID{Ms: math.MaxUint64, Seq: math.MaxUint64})) {
+		return p, nil // nothing before the zero id, nor after the last possible one
 	}
 	now := time.Now()
 	batch := min(scanBatch, 2*limit+2)

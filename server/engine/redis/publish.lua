@@ -93,13 +93,13 @@ if size > 0 then
   -- Past their age or over the byte budget, the oldest go first, a
   -- bounded number per publish. Age is checked every 16th publish (readers
   -- skip what is past its age meanwhile), bytes when over.
-  if n % 16 == 0 or bytes > maxbytes then
+  if n % 16 == 0 or (maxbytes > 0 and bytes > maxbytes) then
     local cutoff = ms - ttl
     for _ = 1, 64 do
       local e = redis.call('XRANGE', P .. 'i:', '-', '+', 'COUNT', 1)[1]
       if not e then break end
       local em = parse(e[1])
-      if em >= cutoff and tonumber(redis.call('GET', P .. 'bytes')) <= maxbytes then break end
+      if (ttl <= 0 or em >= cutoff) and (maxbytes <= 0 or tonumber(redis.call('GET', P .. 'bytes')) <= maxbytes) then break end
       local c = e[2][2]
       evict(e[1], c)
       if redis.call('XLEN', P .. 'h:' .. c) == 0 then redis.call('DEL', P .. 'h:' .. c) end

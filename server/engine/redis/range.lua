@@ -19,8 +19,10 @@ else
   own = redis.call('XRANGE', h, lo, '+', 'COUNT', count)
   below = redis.call('XRANGE', i, lo, '+', 'COUNT', count)
 end
+-- A view that holds messages and never lost one has no lost id; one that
+-- holds none (never had, or all gone) may have lost anything: the root's.
 local lost = redis.call('HGET', P .. 'lost', ch)
-if not lost then lost = redis.call('HGET', P .. 'lost', '') end
+if not lost and redis.call('EXISTS', h, i) == 0 then lost = redis.call('HGET', P .. 'lost', '') end
 local out = {redis.call('GET', P .. 'last') or '', lost or '', redis.call('GET', P .. 'n') or '0'}
 
 local function emit(eid, c, f)

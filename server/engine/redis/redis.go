@@ -83,7 +83,8 @@ type Config struct {
 // Engine is the Redis engine. Its methods are safe for concurrent use.
 type Engine struct {
 	hub     *hub.Hub
-	rc      rueidis.Client
+	rc      rueidis.Client // commands and scripts
+	sub     rueidis.Client // the feed alone
 	prefix  string
 	lim     history.Limits
 	keyTTL  time.Duration
@@ -112,7 +113,8 @@ type Engine struct {
 	pending sync.Map // token -> *pending
 
 	filledTo             atomic.Pointer[message.ID] // the newest id a catch-up delivered or found lost
-	gapsFilled, gapsLost atomic.Uint64              // feed gaps filled from history; those that could not be
+	gapsFilled, gapsLost atomic.Uint64
+	feedDropped          atomic.Uint64 // feed messages dropped for a full e.feed              // feed gaps filled from history; those that could not be
 
 	// Owned by the deliverer.
 	lastN  uint64
@@ -154,6 +156,15 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis %s: %w", opt.InitAddress, err)
 	}
+	// The feed has a connection of its own: a single rueidis client sends
+	// every command on the connection its Pub/Sub messages arrive on, so
+	// a busy feed would hold up publishes, and a catch-up would wait on
+	// the very connection the feed it is catching up fills.
+	sub, err := rueidis.NewClient(opt)
+	if err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("redis %s: %w", opt.InitAddress, err)
+	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
 	}
@@ -167,6 +178,7 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		hub:     hub.New(cfg.Hub),
 		rc:      rc,
+		sub:     sub,
 		prefix:  cfg.Prefix,
 		lim:     cfg.Limits,
 		keyTTL:  cfg.KeyTTL,
@@ -175,7 +187,7 @@ func New(cfg Config) (*Engine, error) {
 		node:    strconv.FormatUint(uint64(time.Now().UnixNano()), 36),
 		ctx:     ctx,
 		cancel:  cancel,
-		feed:    make(chan string, 1<<14),
+		feed:    make(chan string, 1<<16),
 		work:    make(chan string, 1024),
 		pulls:   make(map[string]*pullTopic),
 		hubCfg:  cfg.Hub,
@@ -211,6 +223,9 @@ func unavailable(err error) error {
 }
 
 func (e *Engine) setHealth(err error) {
+	if _, ok := rueidis.IsRedisErr(err); ok {
+		return // Redis answered: an error of the request, not of Redis
+	}
 	if err == nil {
 		if e.health.Load() != nil {
 			e.health.Store(nil)
@@ -251,7 +266,7 @@ func (e *Engine) publish(mode string, m *message.Message, except *hub.Subscripti
 	r, err := publishScript.Exec(ctx, e.rc, nil, []string{
 		e.prefix, mode, m.Channel, m.Type, m.Sender, m.Key, string(m.Body),
 		strconv.Itoa(m.Size()), strconv.Itoa(size), strconv.FormatInt(e.lim.TTL.Milliseconds(), 10),
-		strconv.FormatInt(e.lim.MaxBytes, 10), strconv.Itoa(int(e.keyTTL.Seconds())),
+		strconv.FormatInt(e.lim.MaxBytes, 10), strconv.Itoa(max(1, int(e.keyTTL.Seconds()))),
 		e.node + "/" + token,
 	}).AsStrSlice()
 	if err != nil {
@@ -359,6 +374,7 @@ func (e *Engine) Close() error {
 	e.hub.Close()
 	e.cancel()
 	e.rc.Close()
+	e.sub.Close()
 	<-e.done
 	return nil
 }
@@ -368,7 +384,7 @@ func (e *Engine) Close() error {
 func (e *Engine) receive() {
 	defer e.wg.Done()
 	defer close(e.feed)
-	cmd := e.rc.B().Subscribe().Channel(e.prefix + "live").Build()
+	cmd := e.sub.B().Subscribe().Channel(e.prefix + "live").Build()
 	ctx := rueidis.WithOnSubscriptionHook(e.ctx, func(s rueidis.PubSubSubscription) {
 		if s.Kind == "subscribe" {
 			select { // the hook must not block: a lost marker leaves the next message to find the gap
@@ -381,10 +397,13 @@ func (e *Engine) receive() {
 	for e.ctx.Err() == nil {
 		// Receive returns only when the subscription fails or ctx ends:
 		// rueidis subscribes again by itself after a reconnection.
-		err := e.rc.Receive(ctx, cmd, func(msg rueidis.PubSubMessage) {
+		err := e.sub.Receive(ctx, cmd, func(msg rueidis.PubSubMessage) {
+			// Never block the connection's reader: a message dropped
+			// here is a gap the next one shows and history fills.
 			select {
 			case e.feed <- msg.Message:
-			case <-e.ctx.Done():
+			default:
+				e.feedDropped.Add(1)
 			}
 		})
 		if e.ctx.Err() != nil {
@@ -510,7 +529,21 @@ func (e *Engine) deliver(ready chan<- struct{}) {
 			continue
 		case 'm':
 			if f.n <= e.lastN {
-				continue // a catch-up delivered it
+				if !e.lastID.Less(f.m.ID) {
+					if p != nil {
+						p.signal(0) // a catch-up delivered it
+					}
+					continue
+				}
+				// A newer id with an older number: Redis lost its
+				// counter (restarted without persistence, flushed,
+				// failed over). What this node delivered no longer
+				// matches Redis's history: streams resume from it.
+				e.gapsLost.Add(1)
+				ended := e.hub.EndAll(hub.ErrResync)
+				e.log.Warn("redis feed: its sequence went back (Redis lost data?); streams ended to resume",
+					"was", e.lastN, "now", f.n, "streams", ended)
+				e.lastN = f.n - 1
 			}
 			if f.n > e.lastN+1 {
 				e.catchUp(f.n, f.m.ID)
@@ -536,49 +569,60 @@ func (e *Engine) start() bool {
 }
 
 // catchUp delivers from history the messages the feed lost: those after
-// the last one delivered, up to sequence number until (0: up to now). When
+// the last one delivered, up to sequence number until, the first the feed
+// brought (0: up to the newest now, after a new feed connection). When
 // history no longer has them all, every stream on this node ends so that
 // its client resumes and learns what it missed.
 func (e *Engine) catchUp(until uint64, untilID message.ID) {
 	from := e.lastN
-	missing := false
-	delivered := 0
-	v, err := e.scanStored("", "asc", e.lastID, true, scanBatch, func(s stored, _ view) bool {
-		if until != 0 && s.seq >= until {
-			return false
+	delivered, missing := 0, false
+	var err error
+	for attempt := 0; attempt < 3 && e.ctx.Err() == nil; attempt++ {
+		if until == 0 {
+			// Bound the catch-up by the sequence now: later messages
+			// come on the new connection.
+			var v view
+			if v, err = e.scanStored("", "asc", message.ID{}, false, 0, func(stored, view) bool { return false }); err != nil {
+				continue
+			}
+			if v.seq <= e.lastN {
+				return // nothing missed (or the counter went back: the next message says so)
+			}
+			until, untilID = v.seq+1, v.last
+			untilID.Seq++ // just after the newest: before() below gives v.last
 		}
-		if s.seq <= e.lastN {
-			return true // not a history message of the feed (cannot be)
+		_, err = e.scanStored("", "asc", e.lastID, true, scanBatch, func(s stored, _ view) bool {
+			if s.seq >= until {
+				return false
+			}
+			if s.seq <= e.lastN {
+				return true
+			}
+			if s.seq > e.lastN+1 {
+				missing = true // evicted before it could be filled
+			}
+			e.hub.Publish(s.m, nil)
+			e.lastN, e.lastID = s.seq, s.m.ID
+			delivered++
+			return true
+		})
+		if err == nil {
+			break
 		}
-		if s.seq > e.lastN+1 {
-			missing = true // evicted before it could be filled
-		}
-		e.hub.Publish(s.m, nil)
-		e.lastN, e.lastID = s.seq, s.m.ID
-		delivered++
-		return true
-	})
-	if err != nil {
-		missing = true // Redis is gone again: the feed's next message retries
 	}
-	target := until - 1
-	if until == 0 {
-		target = v.seq
+	if err != nil && e.ctx.Err() != nil {
+		return // closing
 	}
-	if e.lastN < target && err == nil {
-		missing = true
-		e.lastN = target
+	if e.lastN < until-1 {
+		missing = true // not in history any more, or Redis failed thrice
+		e.lastN = until - 1
 	}
-	// Everything up to here was delivered or is lost: publishers of this
-	// node waiting for the echo of such a message stop waiting.
-	handled := e.lastID
-	switch {
-	case until != 0:
-		handled = before(untilID)
-	case err == nil && handled.Less(v.last):
-		handled = v.last
+	// Everything before untilID was delivered or is lost: publishers of
+	// this node waiting for the echo of such a message stop waiting.
+	handled := before(untilID)
+	if f := e.filledTo.Load(); f == nil || f.Less(handled) {
+		e.filledTo.Store(&handled)
 	}
-	e.filledTo.Store(&handled)
 	e.pending.Range(func(_, v any) bool {
 		if id := v.(*pending).id.Load(); id != nil && e.delivered(*id) {
 			v.(*pending).signal(0)
@@ -590,9 +634,6 @@ func (e *Engine) catchUp(until uint64, untilID message.ID) {
 			e.gapsFilled.Add(1)
 			e.log.Info("redis feed: gap filled from history", "messages", delivered)
 		}
-		return
-	}
-	if err != nil && until == 0 {
 		return
 	}
 	e.gapsLost.Add(1)
