@@ -2,8 +2,8 @@ package redis
 
 import (
 	"context"
-	"math"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
