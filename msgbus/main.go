@@ -77,6 +77,12 @@ func newApp() *cli.App {
 			Usage: "serve HTTPS with the PEM certificate (chain) in `FILE`; needs --tls-key"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "tls-key", EnvVars: []string{"MSGBUS_TLS_KEY"},
 			Usage: "the PEM private key in `FILE` for --tls-cert"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "admin-listen", EnvVars: []string{"MSGBUS_ADMIN_LISTEN"},
+			Usage: "serve /livez, /readyz and /metrics for operators on `ADDR` (host:port or :port); default: off"}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "admin-allow", EnvVars: []string{"MSGBUS_ADMIN_ALLOW"},
+			Usage: "the admin listener serves only client addresses in `CIDRS` (comma-separated, repeatable; others get 403) (default: 127.0.0.0/8,::1/128)"}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "admin-token", EnvVars: []string{"MSGBUS_ADMIN_TOKEN"},
+			Usage: "the admin listener also requires Authorization: Bearer `TOKEN` (else 401)"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"MSGBUS_LOG_FORMAT"},
 			Usage: "log as `FORMAT`: text or json"}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"MSGBUS_LOG_LEVEL"},
@@ -142,43 +148,69 @@ func newApp() *cli.App {
 				AllowOrigins:         c.StringSlice("allow-origin"),
 				TLSCertFile:          c.String("tls-cert"),
 				TLSKeyFile:           c.String("tls-key"),
+				AdminListen:          c.String("admin-listen"),
+				AdminAllow:           c.StringSlice("admin-allow"),
+				AdminToken:           c.String("admin-token"),
 				Logger:               log,
 			})
 			if err != nil {
 				return err
 			}
 			log.Info("mode", "mode", mode)
-			return run(srv, addr, c.Duration("shutdown-timeout"), c.String("tls-cert") != "", log)
+			return run(srv, addr, c.String("admin-listen"), c.Duration("shutdown-timeout"), c.String("tls-cert") != "", log)
 		},
 	}
 }
 
-// run serves until SIGINT or SIGTERM, then shuts down within timeout.
-func run(srv *server.Server, addr string, timeout time.Duration, tls bool, log *slog.Logger) error {
+// run serves on addr, and the admin endpoints on adminAddr when it is not
+// empty, until SIGINT or SIGTERM, then shuts down within timeout.
+func run(srv *server.Server, addr, adminAddr string, timeout time.Duration, tls bool, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another msgbus running? choose another with -p)", addr, err)
+	}
+	var aln net.Listener
+	if adminAddr != "" {
+		if aln, err = net.Listen("tcp", adminAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("--admin-listen %s: %w", adminAddr, err)
+		}
 	}
 	url := openURL(ln.Addr().(*net.TCPAddr), tls)
 	log.Info("msgbus listening", "addr", ln.Addr().String(), "open", url,
 		"watch", "curl -N "+url+"msgbus/news")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
+	running := 1
+	if aln != nil {
+		log.Info("admin listening", "addr", aln.Addr().String(),
+			"metrics", "curl "+openURL(aln.Addr().(*net.TCPAddr), false)+"metrics")
+		go func() { served <- srv.ServeAdmin(aln) }()
+		running++
+	}
+	var serr error
 	select {
-	case err := <-served:
-		return err
+	case serr = <-served:
+		running--
 	case <-ctx.Done():
+		log.Info("shutting down")
 	}
 	stop()
-	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown timed out; closed the remaining connections", "err", err)
 	}
-	<-served
+	for ; running > 0; running-- {
+		if err := <-served; serr == nil {
+			serr = err
+		}
+	}
+	if serr != nil {
+		return serr
+	}
 	st := srv.Stats()
 	log.Info("stopped", "published", st.Published, "delivered", st.Delivered, "slow_disconnects", st.SlowDisconnects)
 	return nil

@@ -104,6 +104,17 @@ type Config struct {
 	// with the same Redis is one bus (PROTOCOL.md §7), with ids, order,
 	// history and idempotency keys in Redis. It excludes Store.
 	Redis string
+	// AdminListen is the host:port of the admin listener (PROTOCOL.md §9):
+	// /livez, /readyz, /metrics. Empty means none. The msgbus command
+	// listens there and hands the listener to ServeAdmin.
+	AdminListen string
+	// AdminAllow lists the networks (CIDRs; an entry may hold several,
+	// comma-separated) whose addresses the admin listener serves; others
+	// get 403. Empty means DefaultAdminAllow (127.0.0.0/8 and ::1/128).
+	AdminAllow []string
+	// AdminToken, when set, makes the admin listener also require
+	// "Authorization: Bearer <AdminToken>"; without it, 401.
+	AdminToken string
 	// Logger receives the server's logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -141,6 +152,7 @@ type Server struct {
 	origins    []originPattern
 	root       *os.Root
 	staticStop chan struct{} // stops the web root's file cache cleaner
+	admin      *admin        // the admin listener's server; Shutdown stops it last
 
 	// mu guards streams, senders, listeners, closing and pool. Order: mu, then a
 	// stream's own lock (Shutdown closes streams holding mu); the engine
@@ -181,6 +193,9 @@ func New(cfg Config) (*Server, error) {
 		s.cfg.ResumeMax = DefaultResumeMax
 	}
 	s.origins = origins
+	if s.admin, err = newAdmin(s, &cfg); err != nil {
+		return nil, err
+	}
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
 		return nil, errors.New("server: TLS needs both a certificate (--tls-cert) and a key (--tls-key)")
 	}
@@ -217,13 +232,13 @@ func New(cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("server: --redis: %w", err)
 		}
-		s.engine = e
+		s.engine = &meteredEngine{Engine: e, m: s.admin.metrics}
 	} else {
 		store, err := openStore(&cfg)
 		if err != nil {
 			return nil, err
 		}
-		s.engine = local.New(local.Config{Hub: hubCfg, Store: store})
+		s.engine = &meteredEngine{Engine: local.New(local.Config{Hub: hubCfg, Store: store}), m: s.admin.metrics}
 	}
 	s.http = &fasthttp.Server{
 		Handler:                       s.handle,
@@ -303,7 +318,8 @@ func (c *closeOnce) Close() error {
 
 // Shutdown stops accepting, ends every stream with the closing boundary and
 // waits for streams and requests to finish. When ctx expires first, it
-// closes the remaining sockets and returns ctx's error.
+// closes the remaining sockets and returns ctx's error. The admin listener
+// (ServeAdmin) stops last, answering /readyz with 503 until then.
 func (s *Server) Shutdown(ctx context.Context) error {
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- s.http.ShutdownWithContext(ctx) }()
@@ -340,6 +356,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if herr := <-httpDone; err == nil {
 		err = herr
+	}
+	if aerr := s.shutdownAdmin(ctx); err == nil {
+		err = aerr
 	}
 	s.closeFiles.Do(func() {
 		if s.staticStop != nil {
