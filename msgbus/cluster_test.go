@@ -5,11 +5,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -605,5 +608,89 @@ func TestPushesSpanNodesEachToExactlyOnePuller(t *testing.T) {
 	}
 	if len(nodesUsed) != 2 {
 		t.Fatalf("pushes reached pullers on %d nodes, want 2", len(nodesUsed))
+	}
+}
+
+// tool builds one of the tools (test-pub, test-sub) for these tests.
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	toolsOnce.Do(func() {
+		dir := filepath.Dir(binary)
+		for _, n := range []string{"test-pub", "test-sub"} {
+			out, err := exec.Command("go", "build", "-o", filepath.Join(dir, n), "../tools/"+n).CombinedOutput()
+			if err != nil {
+				toolsErr = fmt.Errorf("go build %s: %v\n%s", n, err, out)
+				return
+			}
+		}
+	})
+	if toolsErr != nil {
+		t.Fatal(toolsErr)
+	}
+	return filepath.Join(filepath.Dir(binary), name)
+}
+
+var (
+	toolsOnce sync.Once
+	toolsErr  error
+)
+
+// The load tools across nodes: test-sub on two nodes, test-pub with four
+// publishers on a third; every subscriber gets every message, none lost,
+// duplicated or reordered, each with its id.
+func TestLoadToolsAcrossNodesLoseNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers")
+	}
+	rs := redistest.Start(t, redistest.Options{})
+	nodes := startNodes(t, 3, rs.URL())
+	const n, per = 2000, 50
+	type report struct {
+		Delivered, Lost, Duplicated, Reordered uint64
+		IDs                                    struct {
+			WithoutID uint64 `json:"without_id"`
+		}
+	}
+	var subs []*exec.Cmd
+	var outs []*bytes.Buffer
+	for _, node := range nodes[1:] {
+		cmd := exec.Command(tool(t, "test-sub"), "-u", "http://"+node.addr, "-c", "flood", "-N", strconv.Itoa(per),
+			"-n", strconv.Itoa(n), "-d", "60s", "--check-ids", "--json", "-q")
+		out := &bytes.Buffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		subs, outs = append(subs, cmd), append(outs, out)
+	}
+	// Every subscriber in place: a publish on a node says how many it
+	// reached there (test-sub counts such messages as foreign, not load).
+	hc := &http.Client{Timeout: 5 * time.Second}
+	for _, node := range nodes[1:] {
+		waitUntil(t, 20*time.Second, "test-sub's subscribers on "+node.addr, func() bool {
+			resp, err := hc.Post("http://"+node.addr+"/msgbus/flood/ready", "text/plain", strings.NewReader("ready"))
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.Header.Get("Msgbus-Subscribers") == strconv.Itoa(per)
+		})
+	}
+	pub := exec.Command(tool(t, "test-pub"), "-u", "http://"+nodes[0].addr, "-c", "flood", "-n", strconv.Itoa(n), "-P", "4", "-q")
+	if out, err := pub.CombinedOutput(); err != nil {
+		t.Fatalf("test-pub: %v\n%s", err, out)
+	}
+	for i, cmd := range subs {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("test-sub on node %d: %v\n%s", i+1, err, outs[i])
+		}
+		var r report
+		if err := json.Unmarshal(outs[i].Bytes(), &r); err != nil {
+			t.Fatalf("test-sub report: %v\n%s", err, outs[i])
+		}
+		if r.Delivered != n*per || r.Lost+r.Duplicated+r.Reordered+r.IDs.WithoutID != 0 {
+			t.Fatalf("test-sub on node %d: %+v", i+1, r)
+		}
 	}
 }
