@@ -458,7 +458,7 @@ func parseFeed(s string) (feedMessage, error) {
 	var f feedMessage
 	head, rest, ok := strings.Cut(s, "\n")
 	fields := strings.Split(head, " ")
-	if !ok || len(fields) != 4 || len(fields[0]) != 1 {
+	if !ok || len(fields) != 4 || len(fields[0]) != 1 || !strings.Contains("mbw", fields[0]) {
 		return f, errBadFeed
 	}
 	id, err := message.ParseID(fields[1])
