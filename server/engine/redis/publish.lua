@@ -21,6 +21,11 @@ local last = redis.call('GET', P .. 'last')
 if last then
   local lm, ls = parse(last)
   if ms <= lm then ms, seq = lm, ls + 1 end
+else
+  -- A new Redis, or one that lost its data: ids given before within this
+  -- millisecond are unknown here, so start at the next one, after them all
+  -- (nodes tell a lost counter by an id after the last they delivered).
+  ms = ms + 1
 end
 local id = string.format('%d-%d', ms, seq)
 redis.call('SET', P .. 'last', id)
