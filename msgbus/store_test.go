@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,7 +25,6 @@ func TestKill9LosesNothingAnswered204(t *testing.T) {
 		"--history-size", "100000", "--resume-max", "100000"}
 	p := startMsgbus(t, addr, binary, args...)
 
-	type acked struct{ id, body string }
 	var (
 		mu   sync.Mutex
 		acks []acked
@@ -74,46 +72,7 @@ func TestKill9LosesNothingAnswered204(t *testing.T) {
 	wg.Wait()
 
 	startMsgbus(t, addr, binary, args...)
-	resp, err := client.Get("http://" + addr + "/history/flood?limit=1000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	kept := map[string]string{} // id → body, from every page
-	var order []string
-	after := ""
-	for {
-		url := "http://" + addr + "/history/flood?limit=1000"
-		if after != "" {
-			url += "&after=" + after
-		} else {
-			url += "&after=0"
-		}
-		resp, err := client.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var page struct {
-			Messages []struct{ ID, Body string }
-			More     bool
-		}
-		err = json.NewDecoder(resp.Body).Decode(&page)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range page.Messages {
-			if _, dup := kept[m.ID]; dup {
-				t.Fatalf("id %s twice in history", m.ID)
-			}
-			kept[m.ID] = m.Body
-			order = append(order, m.ID)
-			after = m.ID
-		}
-		if !page.More {
-			break
-		}
-	}
+	kept, order := historyIDs(t, client, addr, "flood") // id → body, from every page
 	for _, a := range acks {
 		if body, ok := kept[a.id]; !ok || body != a.body {
 			t.Fatalf("answered 204 with id %s (%q), after the restart history has %q, %v", a.id, a.body, body, ok)
@@ -121,7 +80,7 @@ func TestKill9LosesNothingAnswered204(t *testing.T) {
 	}
 	t.Logf("%d answered 204, %d in history after kill -9", len(acks), len(kept))
 	// Ids go on after the restart.
-	resp, err = client.Post("http://"+addr+"/msgbus/flood/0", "text/plain", strings.NewReader("after"))
+	resp, err := client.Post("http://"+addr+"/msgbus/flood/0", "text/plain", strings.NewReader("after"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -372,6 +372,14 @@ func (h *Hub) Close() {
 	h.closeMu.Lock()
 	h.closed = true
 	h.closeMu.Unlock()
+	subs := append(h.channelSubscriptions(), h.pullSubscriptions()...)
+	for _, s := range subs {
+		s.end(ErrClosed, s.format.End(ErrClosed))
+	}
+}
+
+// channelSubscriptions returns every channel subscription (not pullers).
+func (h *Hub) channelSubscriptions() []*Subscription {
 	var subs []*Subscription
 	for i := range h.shards {
 		sh := &h.shards[i]
@@ -383,10 +391,7 @@ func (h *Hub) Close() {
 		}
 		sh.mu.RUnlock()
 	}
-	subs = append(subs, h.pullSubscriptions()...)
-	for _, s := range subs {
-		s.end(ErrClosed, s.format.End(ErrClosed))
-	}
+	return subs
 }
 
 // Stats are counters since the hub started.

@@ -13,17 +13,7 @@ var ErrResync = errors.New("hub: live messages lost beyond history: resubscribe 
 // format's End bytes, and keeps the hub open for new ones. It returns how
 // many it ended.
 func (h *Hub) EndAll(err error) int {
-	var subs []*Subscription
-	for i := range h.shards {
-		sh := &h.shards[i]
-		sh.mu.RLock()
-		for _, n := range sh.nodes {
-			n.mu.Lock()
-			subs = append(subs, n.subs...)
-			n.mu.Unlock()
-		}
-		sh.mu.RUnlock()
-	}
+	subs := h.channelSubscriptions()
 	for _, s := range subs {
 		s.end(err, s.format.End(err))
 	}

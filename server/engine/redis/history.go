@@ -17,7 +17,7 @@ import (
 // 10,000 messages is ten round trips.
 const scanBatch = 1000
 
-// A view is what one range call said about a channel's view besides its
+// A view is what a range call said about a channel's view besides its
 // messages.
 type view struct {
 	last, lost message.ID // the newest id given; the newest evicted from the view
@@ -34,18 +34,12 @@ type stored struct {
 // (exclusive; none when !hasBound), newest first for "desc" and oldest
 // first for "asc", calling fn on each message until fn returns false or
 // the view ends. It returns what the first call said of the view.
-func (e *Engine) scan(channel, dir string, bound message.ID, hasBound bool, batch int, fn func(*message.Message) bool) error {
-	_, err := e.scanView(channel, dir, bound, hasBound, batch, fn)
-	return err
+func (e *Engine) scan(channel, dir string, bound message.ID, hasBound bool, batch int, fn func(*message.Message) bool) (view, error) {
+	return e.scanStored(channel, dir, bound, hasBound, batch, func(s stored) bool { return fn(s.m) })
 }
 
-func (e *Engine) scanView(channel, dir string, bound message.ID, hasBound bool, batch int, fn func(*message.Message) bool) (view, error) {
-	return e.scanStored(channel, dir, bound, hasBound, batch, func(s stored, _ view) bool { return fn(s.m) })
-}
-
-// scanStored is scan with each message's feed sequence number and what
-// each call said of the view (the last call's view is returned).
-func (e *Engine) scanStored(channel, dir string, bound message.ID, hasBound bool, batch int, fn func(stored, view) bool) (view, error) {
+// scanStored is scan with each message's feed sequence number.
+func (e *Engine) scanStored(channel, dir string, bound message.ID, hasBound bool, batch int, fn func(stored) bool) (view, error) {
 	var v view
 	for first := true; ; first = false {
 		b := ""
@@ -81,7 +75,7 @@ func (e *Engine) scanStored(channel, dir string, bound message.ID, hasBound bool
 				Channel: r[i+1], Type: r[i+2], Sender: r[i+3], Body: []byte(r[i+4]),
 			}
 			seq, _ := strconv.ParseUint(r[i+5], 10, 64)
-			if !fn(stored{m, seq}, v) {
+			if !fn(stored{m, seq}) {
 				return v, nil
 			}
 			bound, hasBound = id, true
@@ -119,7 +113,7 @@ func (e *Engine) replay(channel string, f *message.Filter, q engine.Resume) (his
 	}
 	now := time.Now()
 	var out []*message.Message
-	v, err := e.scanView(channel, "desc", message.ID{}, false, batch, func(m *message.Message) bool {
+	v, err := e.scan(channel, "desc", message.ID{}, false, batch, func(m *message.Message) bool {
 		if q.Since && !q.After.Less(m.ID) {
 			return false
 		}
@@ -163,7 +157,7 @@ func (e *Engine) History(channel string, f *message.Filter, q history.PageQuery)
 	now := time.Now()
 	batch := min(scanBatch, 2*limit+2)
 	if q.HasAfter && !q.HasBefore {
-		err := e.scan(channel, "asc", q.After, true, batch, func(m *message.Message) bool {
+		_, err := e.scan(channel, "asc", q.After, true, batch, func(m *message.Message) bool {
 			if e.expired(m, now) || (f != nil && !f.Match(m)) {
 				return true
 			}
@@ -176,7 +170,7 @@ func (e *Engine) History(channel string, f *message.Filter, q history.PageQuery)
 		})
 		return p, err
 	}
-	err := e.scan(channel, "desc", q.Before, q.HasBefore, batch, func(m *message.Message) bool {
+	_, err := e.scan(channel, "desc", q.Before, q.HasBefore, batch, func(m *message.Message) bool {
 		if q.HasAfter && !q.After.Less(m.ID) {
 			return false
 		}

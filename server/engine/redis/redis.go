@@ -557,9 +557,14 @@ func (e *Engine) deliver(ready chan<- struct{}) {
 	}
 }
 
+// feedNow reads the feed's sequence number and the newest id now.
+func (e *Engine) feedNow() (view, error) {
+	return e.scanStored("", "asc", message.ID{}, false, 0, func(stored) bool { return false })
+}
+
 // start reads where the feed is now: the node delivers what comes after.
 func (e *Engine) start() bool {
-	v, err := e.scanStored("", "asc", message.ID{}, false, 0, func(stored, view) bool { return false })
+	v, err := e.feedNow()
 	if err != nil {
 		e.log.Warn("redis feed: reading where it is", "err", err)
 		return false
@@ -582,7 +587,7 @@ func (e *Engine) catchUp(until uint64, untilID message.ID) {
 			// Bound the catch-up by the sequence now: later messages
 			// come on the new connection.
 			var v view
-			if v, err = e.scanStored("", "asc", message.ID{}, false, 0, func(stored, view) bool { return false }); err != nil {
+			if v, err = e.feedNow(); err != nil {
 				continue
 			}
 			if v.seq <= e.lastN {
@@ -591,7 +596,7 @@ func (e *Engine) catchUp(until uint64, untilID message.ID) {
 			until, untilID = v.seq+1, v.last
 			untilID.Seq++ // just after the newest: before() below gives v.last
 		}
-		_, err = e.scanStored("", "asc", e.lastID, true, scanBatch, func(s stored, _ view) bool {
+		_, err = e.scanStored("", "asc", e.lastID, true, scanBatch, func(s stored) bool {
 			if s.seq >= until {
 				return false
 			}
