@@ -35,10 +35,11 @@ import (
 // their resident memory. Another server frames messages its own way: give
 // the bytes a 100-byte message takes on its stream in
 // MSGBUS_BENCH_FRAME_BYTES. With MSGBUS_BENCH_REDIS=redis://host:port the
-// in-process server runs on the Redis engine.
+// in-process server runs on the Redis engine; MSGBUS_BENCH_PUBLISHERS=N
+// runs N publishers instead of four.
 func BenchmarkEndToEnd(b *testing.B) {
 	for _, subs := range []int{1, 100, 1000} {
-		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) { benchEndToEnd(b, subs, 4, false) })
+		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) { benchEndToEnd(b, subs, benchPublishers(), false) })
 	}
 }
 
@@ -46,8 +47,17 @@ func BenchmarkEndToEnd(b *testing.B) {
 // subscribers on /sub/bench instead of multipart streams.
 func BenchmarkEndToEndWebSocket(b *testing.B) {
 	for _, subs := range []int{1, 100, 1000} {
-		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) { benchEndToEnd(b, subs, 4, true) })
+		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) { benchEndToEnd(b, subs, benchPublishers(), true) })
 	}
+}
+
+// benchPublishers is how many publishers the end-to-end benchmarks run:
+// four, or MSGBUS_BENCH_PUBLISHERS.
+func benchPublishers() int {
+	if n, err := strconv.Atoi(os.Getenv("MSGBUS_BENCH_PUBLISHERS")); err == nil && n > 0 {
+		return n
+	}
+	return 4
 }
 
 // benchSubscribe opens a stream on /msgbus/bench, or a WebSocket on
