@@ -183,20 +183,7 @@ func (h *Hub) Subscribe(channel string, opts SubscribeOptions) (*Subscription, e
 	if err := h.admitLocked(); err != nil {
 		return nil, err
 	}
-	sh := h.shard(channel)
-	sh.mu.Lock()
-	n := sh.nodes[channel]
-	if n == nil {
-		n = &node{}
-		sh.nodes[channel] = n
-	}
-	n.members++ // keeps n in the shard until we are in it
-	sh.mu.Unlock()
-	s.node = n
-	n.mu.Lock() // may wait for a fan-out, holding no shard
-	s.index = len(n.subs)
-	n.subs = append(n.subs, s)
-	n.mu.Unlock()
+	h.register(s)
 	return s, nil
 }
 
@@ -230,16 +217,10 @@ func (h *Hub) admitLocked() error {
 // Calling it more than once is harmless; every subscription must be
 // unsubscribed once its writer is done, whatever ended it.
 func (h *Hub) Unsubscribe(s *Subscription) {
-	n := s.leaveNode()
-	if n == nil {
+	if !h.deregister(s) {
 		return
 	}
-	sh := h.shard(s.channel)
-	sh.mu.Lock()
-	if n.members--; n.members == 0 {
-		delete(sh.nodes, s.channel)
-	}
-	sh.mu.Unlock()
+	h.unbindAll(s)
 	h.subscribers.Add(-1)
 	s.end(ErrUnsubscribed, nil)
 }
@@ -340,6 +321,15 @@ func (n *node) fanOutLocked(h *Hub, m *message.Message, except *Subscription) in
 		dropped    []*Subscription
 	)
 	for _, s := range n.subs {
+		if s.target != nil {
+			switch n.forward(s, m, except) {
+			case queued:
+				delivered++
+			case droppedNow:
+				dropped = append(dropped, s.target)
+			}
+			continue
+		}
 		if (s.filter != nil && !s.filter.Match(m)) || s == except {
 			continue
 		}
@@ -360,6 +350,16 @@ func (n *node) fanOutLocked(h *Hub, m *message.Message, except *Subscription) in
 	return delivered
 }
 
+// forward hands m to the target of the binding proxy p, along the
+// target's shallowest path only (see bindings), marked with its channel.
+func (n *node) forward(p *Subscription, m *message.Message, except *Subscription) delivery {
+	t := p.target
+	if t == except || (p.filter != nil && !p.filter.Match(m)) || !p.forwards(m.Channel) {
+		return refused
+	}
+	return t.deliver(m.ID, m.Frame(p.format, true))
+}
+
 // slowDisconnect logs a subscriber dropped for its queue. It runs with no
 // hub lock held: a log write may block.
 func (h *Hub) slowDisconnect(s *Subscription) {
@@ -378,7 +378,8 @@ func (h *Hub) Close() {
 	}
 }
 
-// channelSubscriptions returns every channel subscription (not pullers).
+// channelSubscriptions returns every channel subscription (not pullers,
+// not bindings' proxies).
 func (h *Hub) channelSubscriptions() []*Subscription {
 	var subs []*Subscription
 	for i := range h.shards {
@@ -386,7 +387,11 @@ func (h *Hub) channelSubscriptions() []*Subscription {
 		sh.mu.RLock()
 		for _, n := range sh.nodes {
 			n.mu.Lock()
-			subs = append(subs, n.subs...)
+			for _, s := range n.subs {
+				if s.target == nil { // not a binding's proxy
+					subs = append(subs, s)
+				}
+			}
 			n.mu.Unlock()
 		}
 		sh.mu.RUnlock()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"github.com/msgbus/msgbus/server/message"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,6 +36,10 @@ type Subscription struct {
 	filter  *message.Filter // nil passes everything
 	node    *node           // set once by Subscribe; nil for a puller
 	index   int             // position in node.subs, -1 once out; node.mu must be held
+	target  *Subscription   // set for a binding's proxy (bind.go): who gets what reaches it
+
+	binds bindings                        // the proxies of s's bound channels
+	bound atomic.Pointer[[]*Subscription] // a copy of binds.proxies the fan-out reads without a lock
 
 	mu      sync.Mutex
 	head    []byte // the response head, taken before anything else
