@@ -79,6 +79,21 @@ type Config struct {
 	// Against a server run with -s SECRET, Password is the secret and User
 	// becomes the From of what this client publishes.
 	User, Password string
+	// Token, when set, is a token (a JWT) sent as "Authorization: Bearer
+	// <Token>" with every request: each publish and its retries, each
+	// subscribe and its reconnects, History, and the handshake of every
+	// WebSocket pattern. The server takes its sub as the From of what this
+	// client publishes and checks its rights per channel (PROTOCOL.md §8).
+	// A request carries one Authorization, so Token excludes User and
+	// Password (and user info in URL): New refuses both.
+	//
+	// A token the server refuses (expired, or not signed by a key it
+	// trusts) makes a request fail with a *StatusError that matches
+	// ErrUnauthorized; one without the right for a channel, ErrForbidden.
+	// Neither is retried: a Subscription whose token expires ends with the
+	// 401 of its reconnect, and the caller makes a new Client with a new
+	// token.
+	Token string
 	// HTTPClient sends the requests. Nil means a client of the Client's own
 	// whose transport keeps up to MaxIdleConns idle connections to the
 	// server; Close closes them.
@@ -105,7 +120,8 @@ type Config struct {
 // A Client publishes to and subscribes at one msgbus server.
 type Client struct {
 	base       *url.URL // scheme and host only
-	auth       string   // "Basic ..." or ""
+	auth       string   // "Basic ...", "Bearer ..." or ""
+	token      bool     // auth is a Bearer token
 	http       *http.Client
 	ownsHTTP   bool
 	minBackoff time.Duration
@@ -129,6 +145,15 @@ func New(cfg Config) (*Client, error) {
 		cfg.User = u.User.Username()
 		cfg.Password, _ = u.User.Password()
 	}
+	if cfg.Token != "" {
+		if cfg.User != "" || cfg.Password != "" {
+			return nil, errors.New("client: Token and User/Password (Basic auth) are both set: " +
+				"a request carries one Authorization, give one of them")
+		}
+		if err := checkToken(cfg.Token); err != nil {
+			return nil, err
+		}
+	}
 	c := &Client{
 		base:       &url.URL{Scheme: u.Scheme, Host: u.Host},
 		http:       cfg.HTTPClient,
@@ -139,7 +164,9 @@ func New(cfg Config) (*Client, error) {
 	if c.attempts <= 0 {
 		c.attempts = DefaultPublishAttempts
 	}
-	if cfg.Password != "" || cfg.User != "" {
+	if cfg.Token != "" {
+		c.auth, c.token = "Bearer "+cfg.Token, true
+	} else if cfg.Password != "" || cfg.User != "" {
 		req := &http.Request{Header: http.Header{}}
 		req.SetBasicAuth(cfg.User, cfg.Password)
 		c.auth = req.Header.Get("Authorization")
@@ -235,13 +262,16 @@ func channelOf(location string) (string, bool) {
 }
 
 // A StatusError is a server's refusal: the status it answered and the
-// one-line reason it gave.
+// one-line reason it gave. A 401 matches ErrUnauthorized and a 403
+// ErrForbidden, for errors.Is.
 type StatusError struct {
-	Op         string // "publish", "subscribe", "history", or a WebSocket pattern"
+	Op         string // "publish", "subscribe", "history", or a WebSocket pattern
 	Path       string // the request's path, e.g. "/msgbus/news"
 	StatusCode int    // e.g. 401
 	Status     string // e.g. "401 Unauthorized"
 	Reason     string // the first line of the server's answer, if any
+
+	hint string // what to do about it, when the client knows
 }
 
 func (e *StatusError) Error() string {
@@ -249,7 +279,22 @@ func (e *StatusError) Error() string {
 	if e.Reason != "" {
 		s += " (" + e.Reason + ")"
 	}
+	if e.hint != "" {
+		s += ": " + e.hint
+	}
 	return s
+}
+
+// Is reports whether e is a 401 and target ErrUnauthorized, or a 403 and
+// target ErrForbidden.
+func (e *StatusError) Is(target error) bool {
+	switch target {
+	case ErrUnauthorized:
+		return e.StatusCode == http.StatusUnauthorized
+	case ErrForbidden:
+		return e.StatusCode == http.StatusForbidden
+	}
+	return false
 }
 
 // Temporary reports whether trying again later may succeed: the server
@@ -261,8 +306,9 @@ func (e *StatusError) Temporary() bool {
 	return e.StatusCode >= 500 || e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests
 }
 
-// statusError reads the reason from a refused response's body.
-func statusError(op, path string, resp *http.Response) *StatusError {
+// statusError reads the reason from a refused response's body, and says
+// what to do about a refused token.
+func (c *Client) statusError(op, path string, resp *http.Response) *StatusError {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	reason, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
 	status := resp.Status
@@ -272,7 +318,8 @@ func statusError(op, path string, resp *http.Response) *StatusError {
 	if strings.HasPrefix(strings.ToLower(reason), "<") {
 		reason = "" // an HTML error page says nothing the status does not
 	}
-	return &StatusError{Op: op, Path: path, StatusCode: resp.StatusCode, Status: status, Reason: reason}
+	return &StatusError{Op: op, Path: path, StatusCode: resp.StatusCode, Status: status, Reason: reason,
+		hint: c.authHint(op, resp)}
 }
 
 // opError wraps a transport error with what the client was doing. The

@@ -89,7 +89,7 @@ func (c *Client) History(ctx context.Context, channel string, opts *HistoryOptio
 		resp.Body.Close()
 	}()
 	if resp.StatusCode != http.StatusOK {
-		return HistoryPage{}, statusError("history", path, resp)
+		return HistoryPage{}, c.statusError("history", path, resp)
 	}
 	page, err := decodeHistory(resp.Body)
 	if err != nil {

@@ -49,6 +49,10 @@ type Published struct {
 // "client: publish /msgbus/x: 413 Request Entity Too Large (message too
 // large: ...)"); a failure to reach the server, an *OpError; ctx's cause
 // when ctx ended first.
+// A refusal other than a 503 is returned at once, never retried: above
+// all a 401 (errors.Is(err, ErrUnauthorized): the token was refused, get
+// a new one) and a 403 (ErrForbidden: the token lacks the right to
+// publish to channel).
 func (c *Client) Publish(ctx context.Context, channel, contentType string, body []byte) (Published, error) {
 	key := newIdempotencyKey()
 	for attempt := 0; ; attempt++ {
@@ -120,7 +124,7 @@ func (c *Client) publishOnce(ctx context.Context, channel, contentType, key stri
 		resp.Body.Close()
 	}()
 	if resp.StatusCode/100 != 2 {
-		a.err = statusError("publish", path, resp)
+		a.err = c.statusError("publish", path, resp)
 		if resp.StatusCode == http.StatusServiceUnavailable {
 			a.retry, a.retryAfter = true, parseRetryAfter(resp.Header.Get("Retry-After"))
 		}

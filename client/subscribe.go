@@ -215,7 +215,9 @@ func (s *Subscription) Recovered() bool {
 // subscription ends, Next returns the same error from every call: the
 // Subscribe context's cause once it is cancelled (context.Canceled),
 // ErrClosed after Close, or the *StatusError of a reconnect the server
-// refused for good (4xx other than 408 and 429).
+// refused for good (4xx other than 408 and 429): such as a 401, which
+// matches ErrUnauthorized, when Config.Token has expired (the server ends
+// a stream when its token expires, and refuses the reconnect).
 func (s *Subscription) Next(ctx context.Context) (Message, error) {
 	if s.err != nil {
 		return Message{}, s.err
@@ -358,7 +360,7 @@ func (s *Subscription) connect(first bool) (recovered bool, err error) {
 		return false, opError("subscribe", s.path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		serr := statusError("subscribe", s.path, resp)
+		serr := s.c.statusError("subscribe", s.path, resp)
 		resp.Body.Close()
 		return false, serr
 	}

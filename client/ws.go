@@ -373,7 +373,7 @@ func (c *Client) dialWS(ctx context.Context, op, topic string, opts *WSOptions, 
 	conn, resp, err := d.DialContext(ctx, u.String(), h)
 	if err != nil {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-			return nil, statusError(op, path, resp)
+			return nil, c.statusError(op, path, resp)
 		}
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
