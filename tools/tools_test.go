@@ -286,7 +286,7 @@ func TestMsgsendAndMsgdumpRoundTrip(t *testing.T) {
 func TestEveryToolHasTheSharedFlags(t *testing.T) {
 	tools := []string{"msgsend", "msgdump", "test-pub", "test-sub"}
 	shared := []string{"--url URL, -u URL", "--channel CHANNEL, -c CHANNEL", "--type ", "--count N, -n N", "--json ",
-		"--user NAME", "--secret SECRET, -s SECRET"}
+		"--user NAME", "--secret SECRET, -s SECRET", "--token TOKEN"}
 	bins := build(t, tools...)
 	for _, tool := range tools {
 		out, _, err := runTool(t, "", bins[tool], "--help")

@@ -167,7 +167,8 @@ func run(c *cli.Context) error {
 // a publish that surely did not reach the server (refused, or the
 // connection could not be made) is tried again (after a pause) under the
 // same sequence number; any other counts as sent, since it may have been
-// delivered. Ten failures in a row end the worker.
+// delivered. Ten failures in a row end the worker, and so does one
+// refused token or right (401, 403), which no retry changes.
 func (p *pub) work(ctx context.Context, w uint32, start time.Time) {
 	var interval time.Duration
 	if p.rate > 0 {
@@ -197,6 +198,9 @@ func (p *pub) work(ctx context.Context, w uint32, start time.Time) {
 				return
 			}
 			p.fail(err)
+			if errors.Is(err, client.ErrUnauthorized) || errors.Is(err, client.ErrForbidden) {
+				return
+			}
 			failures++
 			if notPublished(err) {
 				p.claimed.Add(-1) // send it again

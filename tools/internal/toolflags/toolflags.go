@@ -1,13 +1,16 @@
 // Package toolflags holds the flags the msgbus tools share, so that the same
 // thing has the same name in each: -u URL, -c CHANNEL, -t TYPE, -n COUNT,
-// --json, --user NAME and -s SECRET. Every tool has all seven (Shared.Flags);
-// what -c, -t, -n and --json mean to one tool is in its own words.
+// --json, --user NAME, -s SECRET and --token TOKEN. Every tool has all eight
+// (Shared.Flags); what -c, -t, -n and --json mean to one tool is in its own
+// words.
 package toolflags
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -38,6 +41,11 @@ var (
 		Usage: "Basic auth password: the server's -s `SECRET`"}
 )
 
+// Token is a token (a JWT) for a server run with --token-secret or
+// --token-key, sent as Authorization: Bearer. It excludes --user and -s.
+var Token = &cli.StringFlag{Name: "token", EnvVars: []string{"MSGBUS_TOKEN"},
+	Usage: "send `TOKEN` (a JWT) as Authorization: Bearer; its sub is the From of what you publish (not with --user, -s)"}
+
 // Shared says what the shared flags mean to one tool: each usage text, with
 // its placeholder in backquotes as cli wants, and each default. An empty
 // usage is a programming error: every tool has every shared flag.
@@ -52,7 +60,7 @@ type Shared struct {
 }
 
 // Flags returns the shared flags, in the order every tool's --help lists
-// them (-u, -c, -t, -n, --json, --user, -s), followed by extra.
+// them (-u, -c, -t, -n, --json, --user, -s, --token), followed by extra.
 func (s Shared) Flags(extra ...cli.Flag) []cli.Flag {
 	if s.Channel == "" || s.Type == "" || s.Count == "" || s.JSON == "" {
 		panic("toolflags: every shared flag needs a usage text")
@@ -65,13 +73,21 @@ func (s Shared) Flags(extra ...cli.Flag) []cli.Flag {
 		&cli.BoolFlag{Name: JSONName, Usage: s.JSON},
 		User,
 		Secret,
+		Token,
 	}, extra...)
 }
 
-// Client builds the client from -u, --user and -s.
+// Client builds the client from -u, --user, -s and --token. Surrounding
+// space is trimmed from the token, so one read from a file with its
+// newline works.
 func Client(c *cli.Context, cfg client.Config) (*client.Client, error) {
 	cfg.URL = c.String(URL.Name)
 	cfg.User, cfg.Password = c.String(User.Name), c.String(Secret.Name)
+	cfg.Token = strings.TrimSpace(c.String(Token.Name))
+	if cfg.Token != "" && (cfg.User != "" || cfg.Password != "") {
+		return nil, errors.New("--token and --user or -s are both given (perhaps from $MSGBUS_TOKEN, " +
+			"$MSGBUS_USER or $MSGBUS_SECRET): a request carries one of them; give one")
+	}
 	return client.New(cfg)
 }
 
