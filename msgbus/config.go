@@ -59,7 +59,7 @@ func configSource(c *cli.Context) (altsrc.InputSourceContext, error) {
 		if values[key], err = normalize(v); err != nil {
 			return nil, fmt.Errorf("config file %s: key %q: %w", path, k, err)
 		}
-		if v, ok := values[key].(string); ok && (key == "allow-origin" || key == "admin-allow") {
+		if v, ok := values[key].(string); ok && (key == "allow-origin" || key == "admin-allow" || key == "anonymous-publish" || key == "anonymous-subscribe") {
 			values[key] = []any{v} // a string or a list
 		}
 		// Checked here, not only when applied: a key that a flag overrides

@@ -71,6 +71,7 @@ func newAdmin(s *Server, cfg *Config) (*admin, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { adminText(w, http.StatusOK, "ok") })
 	mux.HandleFunc("GET /readyz", a.readyz)
+	a.routes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      promLogger{s.log},
 		ErrorHandling: promhttp.ContinueOnError, // the Go figures are still worth having when Redis is down

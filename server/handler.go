@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"github.com/msgbus/msgbus/server/message"
@@ -40,17 +39,17 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
-	user, ok := s.authenticate(ctx)
+	who, ok := s.authenticate(ctx)
 	if !ok {
 		return
 	}
 	switch {
 	case r.kind == routeBus:
-		s.handleBus(ctx, r.raw, user)
+		s.handleBus(ctx, r.raw, who)
 	case r.kind == routePattern:
-		s.handlePattern(ctx, r.pattern, r.raw, user)
+		s.handlePattern(ctx, r.pattern, r.raw, who)
 	case r.kind == routeHistory:
-		s.handleHistory(ctx, r.raw)
+		s.handleHistory(ctx, r.raw, who)
 	case string(path) == ui.Path && (ctx.IsGet() || ctx.IsHead()):
 		ui.Serve(ctx)
 	case s.static == nil:
@@ -102,22 +101,6 @@ func routeOf(path []byte) route {
 	return route{kind: routeOther}
 }
 
-// authenticate checks HTTP Basic auth when a secret is set and returns the
-// user name, which becomes the From of what the request publishes. It
-// answers 401 itself and reports false when the request may not go on.
-func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (string, bool) {
-	if s.cfg.Secret == "" {
-		return "", true
-	}
-	user, pass, ok := basicAuth(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
-	if ok && subtle.ConstantTimeCompare([]byte(pass), []byte(s.cfg.Secret)) == 1 {
-		return user, true // any bytes: part headers percent-encode it
-	}
-	ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Basic realm="msgbus"`)
-	fail(ctx, fasthttp.StatusUnauthorized, "unauthorized: use HTTP Basic auth with the bus's secret as password")
-	return "", false
-}
-
 // basicAuth parses an Authorization header of the Basic scheme.
 func basicAuth(h []byte) (user, pass string, ok bool) {
 	const prefix = "basic "
@@ -133,7 +116,7 @@ func basicAuth(h []byte) (user, pass string, ok bool) {
 }
 
 // handleBus serves /msgbus/<raw>: GET subscribes, POST and PUT publish.
-func (s *Server) handleBus(ctx *fasthttp.RequestCtx, raw, user string) {
+func (s *Server) handleBus(ctx *fasthttp.RequestCtx, raw string, who identity) {
 	if !s.checkOrigin(ctx, false, !ctx.IsGet() && !ctx.IsHead()) {
 		return
 	}
@@ -144,14 +127,18 @@ func (s *Server) handleBus(ctx *fasthttp.RequestCtx, raw, user string) {
 			fail(ctx, fasthttp.StatusBadRequest, err.Error())
 			return
 		}
-		s.subscribe(ctx, channel)
+		s.subscribe(ctx, channel, who)
 	case ctx.IsPost() || ctx.IsPut():
 		channel, err := parseChannel(raw, false)
 		if err != nil {
 			fail(ctx, fasthttp.StatusBadRequest, err.Error())
 			return
 		}
-		s.publish(ctx, channel, user)
+		if !who.canPublish(channel) {
+			s.deny(ctx, who, "publish to", channel)
+			return
+		}
+		s.publish(ctx, channel, who.user)
 	default:
 		methodNotAllowed(ctx, "GET, POST, PUT")
 	}
@@ -269,14 +256,18 @@ func answerPublished(ctx *fasthttp.RequestCtx, p engine.Published) {
 // navigation gets the viewer page instead (PROTOCOL.md §3). The
 // subscription is made before the response head is written, so a message
 // published once the client has seen the head is never missed.
-func (s *Server) subscribe(ctx *fasthttp.RequestCtx, channel string) {
+func (s *Server) subscribe(ctx *fasthttp.RequestCtx, channel string, who identity) {
 	filter, ok := parseFilter(ctx)
 	if !ok {
 		return
 	}
 	want := negotiate(string(ctx.Request.Header.Peek(fasthttp.HeaderAccept)))
 	if want == wantViewer {
-		serveViewer(ctx)
+		serveViewer(ctx) // the page holds no messages; its stream is checked
+		return
+	}
+	if !who.canSubscribe(channel) {
+		s.deny(ctx, who, "subscribe to", channel)
 		return
 	}
 	resume, ok := s.parseResume(ctx)
@@ -287,10 +278,13 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, channel string) {
 		fail(ctx, fasthttp.StatusServiceUnavailable, errTooMany)
 		return
 	}
+	ss := &session{ID: newSessionID(), User: who.user, Kind: kindMultipart, expires: who.expires}
 	format, head := wire.Multipart(ctx.Request.Header.IsHTTP11())
 	if want == wantSSE {
 		format, head = wire.SSE(ctx.Request.Header.IsHTTP11(), string(ctx.QueryArgs().Peek("envelope")) == "json")
+		ss.Kind = kindSSE
 	}
+	head = withHeaderLines(head, "Msgbus-Session: "+ss.ID+"\r\n")
 	cors := ""
 	if len(s.origins) > 0 {
 		cors = s.corsHeaders(ctx)
@@ -298,7 +292,7 @@ func (s *Server) subscribe(ctx *fasthttp.RequestCtx, channel string) {
 	}
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
-		s.startStream(c, channel, cors, hub.SubscribeOptions{Format: format, Filter: filter, Head: head, Name: busPrefix + channel}, resume)
+		s.startStream(c, channel, cors, hub.SubscribeOptions{Format: format, Filter: filter, Head: head, Name: busPrefix + channel}, resume, ss)
 	})
 }
 

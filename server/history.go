@@ -17,7 +17,7 @@ const DefaultHistoryLimit = 50
 // handleHistory serves GET /history/<raw>: a page of the retained messages
 // of the channel and below it, as JSON (PROTOCOL.md §6), under the same
 // rules as subscribing.
-func (s *Server) handleHistory(ctx *fasthttp.RequestCtx, raw string) {
+func (s *Server) handleHistory(ctx *fasthttp.RequestCtx, raw string, who identity) {
 	if !s.checkOrigin(ctx, false, false) {
 		return
 	}
@@ -28,6 +28,10 @@ func (s *Server) handleHistory(ctx *fasthttp.RequestCtx, raw string) {
 	channel, err := parseChannel(raw, true)
 	if err != nil {
 		fail(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
+	if !who.canSubscribe(channel) {
+		s.deny(ctx, who, "read the history of", channel)
 		return
 	}
 	filter, ok := parseFilter(ctx)

@@ -314,7 +314,7 @@ func limDialSmallBuffer(t *testing.T, addr, request string) *rawConn {
 	if _, err := io.WriteString(c, request); err != nil {
 		t.Fatal(err)
 	}
-	return &rawConn{&bustest.Conn{T: t, Conn: c, R: newLimReader(c)}}
+	return &rawConn{bustest.NewConn(t, c, newLimReader(c))}
 }
 
 func TestSlowSubscriberIsDisconnectedWithoutBlockingPublisherOrOthers(t *testing.T) {

@@ -31,6 +31,7 @@ import (
 	"github.com/msgbus/msgbus/server/flush"
 	"github.com/msgbus/msgbus/server/history"
 	"github.com/msgbus/msgbus/server/hub"
+	"github.com/msgbus/msgbus/server/token"
 )
 
 // Defaults for the zero values of Config.
@@ -104,6 +105,17 @@ type Config struct {
 	// with the same Redis is one bus (PROTOCOL.md §7), with ids, order,
 	// history and idempotency keys in Redis. It excludes Store.
 	Redis string
+	// TokenSecret, when set, turns tokens on (PROTOCOL.md §8): HS256 JWTs
+	// signed with it are accepted, and the admin listener mints them.
+	TokenSecret string
+	// TokenKey, when set, is a PEM file holding a public key (RSA, ECDSA
+	// P-256 or Ed25519): RS256, ES256 or EdDSA JWTs it verifies are
+	// accepted, and tokens are on.
+	TokenKey string
+	// AnonymousPublish and AnonymousSubscribe are the channel pattern
+	// lists (PROTOCOL.md §2) a request without a token may publish to and
+	// subscribe to once tokens are on. Empty: none.
+	AnonymousPublish, AnonymousSubscribe []string
 	// AdminListen is the host:port of the admin listener (PROTOCOL.md §9):
 	// /livez, /readyz, /metrics. Empty means none. The msgbus command
 	// listens there and hands the listener to ServeAdmin.
@@ -151,8 +163,12 @@ type Server struct {
 	static     fasthttp.RequestHandler // nil without a web root
 	origins    []originPattern
 	root       *os.Root
-	staticStop chan struct{} // stops the web root's file cache cleaner
-	admin      *admin        // the admin listener's server; Shutdown stops it last
+	staticStop chan struct{}   // stops the web root's file cache cleaner
+	admin      *admin          // the admin listener's server; Shutdown stops it last
+	sessions   sessions        // this node's sessions (PROTOCOL.md §8)
+	cluster    engine.Cluster  // the engine, when the bus spans several nodes; nil otherwise
+	tokens     *token.Verifier // nil when tokens are off
+	anonymous  token.Rights    // what a request without a token may do, with tokens on
 
 	// mu guards streams, senders, listeners, closing and pool. Order: mu, then a
 	// stream's own lock (Shutdown closes streams holding mu); the engine
@@ -189,10 +205,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, streams: make(map[*flush.Stream]struct{}),
 		senders: make(map[*websocket.Conn]struct{})}
+	s.sessions.byID = make(map[string]*session)
 	if cfg.ResumeMax <= 0 {
 		s.cfg.ResumeMax = DefaultResumeMax
 	}
 	s.origins = origins
+	if s.tokens, s.anonymous, err = newAuth(&cfg); err != nil {
+		return nil, err
+	}
 	if s.admin, err = newAdmin(s, &cfg); err != nil {
 		return nil, err
 	}
@@ -233,6 +253,8 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: --redis: %w", err)
 		}
 		s.engine = &meteredEngine{Engine: e, m: s.admin.metrics}
+		s.cluster = e
+		e.HandleCommands(s.handleSessionCommand)
 	} else {
 		store, err := openStore(&cfg)
 		if err != nil {

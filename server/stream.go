@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/msgbus/msgbus/server/engine"
 	"github.com/msgbus/msgbus/server/flush"
@@ -14,7 +15,7 @@ import (
 // a refusal needs): subscribe, then write the
 // head and the parts as they come. The fasthttp request context is released
 // as soon as this returns; the stream keeps only the raw connection.
-func (s *Server) startStream(c net.Conn, channel, cors string, opts hub.SubscribeOptions, resume *engine.Resume) {
+func (s *Server) startStream(c net.Conn, channel, cors string, opts hub.SubscribeOptions, resume *engine.Resume, ss *session) {
 	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
 		c = u.UnsafeConn() // the raw *net.TCPConn can do vectored writes
 	}
@@ -45,9 +46,11 @@ func (s *Server) startStream(c net.Conn, channel, cors string, opts hub.Subscrib
 	if resume != nil {
 		sub.Start(withHeaderLines(opts.Head, recoveredHeader(resumed.Recovered)))
 	}
-	s.log.Debug("subscribed", "channel", opts.Name, "remote", c.RemoteAddr().String())
+	ss.sub, ss.Remote, ss.Since = sub, c.RemoteAddr().String(), time.Now()
+	s.openSession(ss, true)
+	s.log.Debug("subscribed", "channel", opts.Name, "remote", ss.Remote, "session", ss.ID)
 	st.Wake() // the head, and whatever was published since Subscribe
-	go s.readStream(st, c, startHeartbeat(opts.Format, sub))
+	go s.readStream(st, c, startHeartbeat(opts.Format, sub), ss)
 }
 
 // recoveredHeader is the Msgbus-Recovered header line of a resumed
@@ -63,7 +66,7 @@ func recoveredHeader(recovered bool) string {
 // the connection, only to learn that the client went away (it discards
 // whatever the client sends) or that the flusher closed it. Then it
 // unsubscribes, stops the heartbeat and waits for the last flusher.
-func (s *Server) readStream(st *flush.Stream, c net.Conn, beat *heartbeat) {
+func (s *Server) readStream(st *flush.Stream, c net.Conn, beat *heartbeat, ss *session) {
 	buf := make([]byte, 64)
 	for {
 		if _, err := c.Read(buf); err != nil {
@@ -72,6 +75,7 @@ func (s *Server) readStream(st *flush.Stream, c net.Conn, beat *heartbeat) {
 	}
 	sub := st.Subscription()
 	s.engine.Unsubscribe(sub)
+	s.closeSession(ss)
 	beat.stop()
 	// The client is gone (a read error, or EOF: a client that half-closes
 	// counts as gone too). A flusher blocked on its full socket would wait

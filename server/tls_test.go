@@ -5,7 +5,6 @@ package server
 // "tls".
 
 import (
-	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -91,7 +90,7 @@ func tlsSubscribe(t *testing.T, ts *testServer, cert tlsCert, path string) *rawC
 	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	rc := &rawConn{&bustest.Conn{T: t, Conn: c, R: bufio.NewReader(c)}}
+	rc := &rawConn{bustest.NewConn(t, c, c)}
 	rc.expect(string(chunkedHead))
 	rc.withoutIDs(true)
 	return rc

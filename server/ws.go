@@ -73,7 +73,7 @@ var upgrader = websocket.FastHTTPUpgrader{
 
 // handlePattern serves /bus/, /pub/, /sub/, /push/ and /pull/: a WebSocket
 // handshake on GET, a publish on POST to the sending patterns.
-func (s *Server) handlePattern(ctx *fasthttp.RequestCtx, p pattern, raw, user string) {
+func (s *Server) handlePattern(ctx *fasthttp.RequestCtx, p pattern, raw string, who identity) {
 	if !s.checkOrigin(ctx, true, true) {
 		return
 	}
@@ -86,9 +86,14 @@ func (s *Server) handlePattern(ctx *fasthttp.RequestCtx, p pattern, raw, user st
 		fail(ctx, fasthttp.StatusNotFound, "not found: name a topic, as in "+patternPrefixes[p].prefix+"news")
 		return
 	}
+	sends := p == patternBus || p == patternPub || p == patternPush
 	switch {
-	case ctx.IsPost() && (p == patternBus || p == patternPub || p == patternPush):
-		s.publishPattern(ctx, p, topic, user)
+	case ctx.IsPost() && sends:
+		if !who.canPublish(topic) {
+			s.deny(ctx, who, "publish to", topic)
+			return
+		}
+		s.publishPattern(ctx, p, topic, who.user)
 	case ctx.IsPost():
 		fail(ctx, fasthttp.StatusNotFound, "not found: "+patternPrefixes[p].prefix+" receives; POST to /pub/ or /push/")
 	case !ctx.IsGet():
@@ -96,8 +101,12 @@ func (s *Server) handlePattern(ctx *fasthttp.RequestCtx, p pattern, raw, user st
 	case !websocket.FastHTTPIsWebSocketUpgrade(ctx):
 		ctx.Response.Header.Set(fasthttp.HeaderUpgrade, "websocket")
 		fail(ctx, fasthttp.StatusUpgradeRequired, "upgrade required: "+patternPrefixes[p].prefix+" speaks WebSocket")
+	case (p == patternPub || p == patternPush) && !who.canPublish(topic):
+		s.deny(ctx, who, "publish to", topic)
+	case p != patternPub && p != patternPush && !who.canSubscribe(topic):
+		s.deny(ctx, who, "subscribe to", topic)
 	default:
-		s.upgradePattern(ctx, p, topic, user)
+		s.upgradePattern(ctx, p, topic, who)
 	}
 }
 
@@ -140,10 +149,11 @@ func (s *Server) publishPattern(ctx *fasthttp.RequestCtx, p pattern, topic, user
 // upgradePattern makes the WebSocket. A receiving pattern subscribes before
 // the 101 answer goes out, so nothing published after the handshake is
 // missed; its queue is written by the flush pool like a multipart stream.
-func (s *Server) upgradePattern(ctx *fasthttp.RequestCtx, p pattern, topic, user string) {
+func (s *Server) upgradePattern(ctx *fasthttp.RequestCtx, p pattern, topic string, who identity) {
 	args := ctx.QueryArgs()
 	echo := string(args.Peek("echo"))
-	wc := &wsConn{srv: s, pattern: p, topic: topic, user: user, echo: echo == "1" || echo == "true"}
+	wc := &wsConn{srv: s, pattern: p, topic: topic, user: who.user, who: who, echo: echo == "1" || echo == "true"}
+	wc.session = &session{ID: newSessionID(), User: who.user, Kind: kindWebSocket, expires: who.expires}
 	if p == patternBus || p == patternSub || p == patternPull {
 		var filter *message.Filter
 		if p != patternPull { // each push goes to exactly one puller, filters or not
@@ -216,6 +226,13 @@ func (s *Server) subscribeWS(ctx *fasthttp.RequestCtx, wc *wsConn, filter *messa
 		ctx.Response.Header.Set("Msgbus-Recovered", strconv.FormatBool(resumed.Recovered))
 		sub.Start(nil) // the 101 answer is the head
 	}
+	ss := wc.session
+	ctx.Response.Header.Set("Msgbus-Session", ss.ID)
+	ss.sub, ss.Remote, ss.Since = sub, ctx.RemoteAddr().String(), time.Now()
+	if wc.pattern != patternSub {
+		ss.name = opts.Name // a /bus/ peer or a puller hears its one topic
+	}
+	s.openSession(ss, wc.pattern == patternSub)
 	// If the connection dies before the handshake's hijack runs, nothing
 	// else would unsubscribe.
 	wc.orphan = time.AfterFunc(2*upgrader.HandshakeTimeout, wc.abandon)
@@ -228,9 +245,11 @@ type wsConn struct {
 	pattern pattern
 	topic   string
 	user    string
+	who     identity // its rights and expiry, checked on each send
 	echo    bool
 	st      *flush.Stream     // nil for the sending patterns
 	sub     *hub.Subscription // st's
+	session *session          // st's
 	orphan  *time.Timer
 
 	once sync.Once // the subscription is given up once
@@ -240,6 +259,7 @@ type wsConn struct {
 func (wc *wsConn) abandon() {
 	wc.once.Do(func() {
 		wc.unsubscribe(nil)
+		wc.srv.closeSession(wc.session)
 		wc.st.Abandon()
 		wc.srv.forget(wc.st)
 	})
@@ -322,6 +342,7 @@ func (wc *wsConn) serve(c *websocket.Conn) {
 		<-wc.st.Done()
 	}
 	wc.unsubscribe(wc.st.Unsent())
+	wc.srv.closeSession(wc.session)
 	wc.srv.forget(wc.st)
 }
 
@@ -372,6 +393,14 @@ func (wc *wsConn) readLoop(c *websocket.Conn) {
 		}
 		if wc.pattern == patternSub || wc.pattern == patternPull {
 			continue
+		}
+		if wc.who.expired(time.Now()) {
+			wc.close(c, wire.CloseTokenExpired, "token expired: reconnect with a new one")
+			return
+		}
+		if !wc.who.canPublish(wc.topic) { // a /bus/ peer may hear without the right to speak
+			wc.close(c, wire.ClosePolicyViolation, "forbidden: the token may not publish to "+wc.topic)
+			return
 		}
 		// The engine keeps the body (history): it gets a copy of buf.
 		m := &message.Message{Channel: wc.topic, Type: wsBinaryType, Sender: wc.user, Body: bytes.Clone(buf.Bytes())}

@@ -17,6 +17,48 @@ type Conn struct {
 	T testing.TB
 	net.Conn
 	R *bufio.Reader // reads the connection; WithoutIDs replaces it
+
+	head *sessionFilter
+}
+
+// Session returns the Msgbus-Session header of the response head, which
+// the reader drops so that byte-exact checks need not know the random
+// session id; "" until the head was read, or when it had none.
+func (c *Conn) Session() string { return c.head.session }
+
+// sessionFilter reads a response and drops the Msgbus-Session line of
+// its head.
+type sessionFilter struct {
+	src     *bufio.Reader
+	inHead  bool
+	pending []byte
+	session string
+}
+
+func (f *sessionFilter) Read(p []byte) (int, error) {
+	for len(f.pending) == 0 {
+		if !f.inHead {
+			return f.src.Read(p)
+		}
+		line, err := f.src.ReadBytes('\n')
+		if v, ok := bytes.CutPrefix(line, []byte("Msgbus-Session: ")); ok && bytes.HasSuffix(v, []byte("\r\n")) {
+			f.session = string(bytes.TrimSpace(v))
+			line = nil
+		}
+		if string(line) == "\r\n" {
+			f.inHead = false
+		}
+		f.pending = line
+		if err != nil {
+			if len(line) == 0 {
+				return 0, err
+			}
+			break
+		}
+	}
+	n := copy(p, f.pending)
+	f.pending = f.pending[n:]
+	return n, nil
 }
 
 // Dial opens a raw connection to addr and sends request verbatim. It is
@@ -31,7 +73,14 @@ func Dial(t testing.TB, addr, request string) *Conn {
 	if _, err := io.WriteString(c, request); err != nil {
 		t.Fatal(err)
 	}
-	return &Conn{T: t, Conn: c, R: bufio.NewReader(c)}
+	return NewConn(t, c, c)
+}
+
+// NewConn makes a Conn of c, open already, that reads the response from r
+// (c itself, or a reader over it).
+func NewConn(t testing.TB, c net.Conn, r io.Reader) *Conn {
+	head := &sessionFilter{src: bufio.NewReader(r), inHead: true}
+	return &Conn{T: t, Conn: c, R: bufio.NewReader(head), head: head}
 }
 
 // ReadN reads exactly n bytes within a few seconds.

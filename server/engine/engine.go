@@ -55,6 +55,30 @@ type Engine interface {
 	Stats() Stats
 	// Close ends every subscription and stops the engine.
 	Close() error
+	// Hub is the engine's local hub: the server binds and ends its
+	// subscriptions there (sessions, PROTOCOL.md §8).
+	Hub() *hub.Hub
+}
+
+// A Cluster is an engine whose bus spans several nodes (Redis): what an
+// operator does to a session must reach whichever node holds it, and a
+// listing of sessions must see every node's (PROTOCOL.md §8). An engine of
+// one node does not implement it.
+type Cluster interface {
+	// Broadcast hands cmd to the command handler of every node, this one
+	// included.
+	Broadcast(cmd []byte) error
+	// HandleCommands sets the command handler. It is called on one
+	// goroutine, in the order the commands were broadcast, and must not
+	// block for long.
+	HandleCommands(func(cmd []byte))
+	// Announce records one of this node's sessions (info: its JSON) under
+	// id for every node to list; Withdraw forgets it. Both are best
+	// effort: a node that dies takes its sessions with it from listings.
+	Announce(id string, info []byte)
+	Withdraw(id string)
+	// Sessions returns the JSON of every live node's sessions.
+	Sessions() ([][]byte, error)
 }
 
 // Published is what a publish answers.

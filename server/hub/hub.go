@@ -424,3 +424,28 @@ func (h *Hub) Stats() Stats {
 	}
 	return st
 }
+
+// EachChannel calls fn for every channel (and the root, "") with
+// subscribers, with how many; bindings do not count. The index is read a
+// shard at a time, so the figures are a moment's, not one instant's. fn
+// must not call into the hub.
+func (h *Hub) EachChannel(fn func(channel string, subscribers int)) {
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for ch, n := range sh.nodes {
+			n.mu.Lock()
+			count := 0
+			for _, s := range n.subs {
+				if s.target == nil {
+					count++
+				}
+			}
+			n.mu.Unlock()
+			if count > 0 {
+				fn(ch, count)
+			}
+		}
+		sh.mu.RUnlock()
+	}
+}

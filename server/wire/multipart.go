@@ -63,13 +63,21 @@ func (chunkedFormat) Encode(m *message.Message, located bool) []byte {
 
 var chunkedEnd = chunk(multipart.AppendEnd(nil, multipart.Boundary), []byte("0\r\n\r\n"))
 
-// End closes the multipart body on shutdown; a dropped subscriber's stream
-// is cut, so it cannot be mistaken for a clean end.
+// End closes the multipart body on shutdown, a logout or an expired token;
+// a dropped subscriber's stream is cut, so it cannot be mistaken for a
+// clean end.
 func (chunkedFormat) End(err error) []byte {
-	if err == hub.ErrClosed {
+	if endsCleanly(err) {
 		return chunkedEnd
 	}
 	return nil
+}
+
+// endsCleanly reports whether a stream ended for err closes its body: the
+// server chose to end it (shutdown, a logout, an expired token), rather
+// than lost the subscriber or the messages in between.
+func endsCleanly(err error) bool {
+	return err == hub.ErrClosed || err == hub.ErrSessionEnded || err == hub.ErrTokenExpired
 }
 
 type plainFormat struct{}
@@ -83,7 +91,7 @@ func (plainFormat) Encode(m *message.Message, located bool) []byte {
 var plainEnd = multipart.AppendEnd(nil, multipart.Boundary)
 
 func (plainFormat) End(err error) []byte {
-	if err == hub.ErrClosed {
+	if endsCleanly(err) {
 		return plainEnd
 	}
 	return nil

@@ -87,6 +87,12 @@ var (
 	sseChunkedHB  = chunk(sseBeat, nil)
 	sseGoodbye    = []byte(": server shutting down\n\n")
 	sseChunkedEnd = chunk(sseGoodbye, []byte("0\r\n\r\n"))
+	// A logged-out or expired stream says so in an "end" event, so that a
+	// page can stop its EventSource rather than reconnect.
+	sseLoggedOut        = []byte("event: end\ndata: session ended\n\n")
+	sseChunkedLoggedOut = chunk(sseLoggedOut, []byte("0\r\n\r\n"))
+	sseExpired          = []byte("event: end\ndata: token expired\n\n")
+	sseChunkedExpired   = chunk(sseExpired, []byte("0\r\n\r\n"))
 )
 
 // sseChunkedFormat frames each event as one HTTP/1.1 chunk; envelope says
@@ -134,8 +140,13 @@ func (f sseChunkedFormat) Encode(m *message.Message, located bool) []byte {
 // EventSource reconnects after the retry delay either way; a dropped
 // subscriber's stream is just cut.
 func (sseChunkedFormat) End(err error) []byte {
-	if err == hub.ErrClosed {
+	switch err {
+	case hub.ErrClosed:
 		return sseChunkedEnd
+	case hub.ErrSessionEnded:
+		return sseChunkedLoggedOut
+	case hub.ErrTokenExpired:
+		return sseChunkedExpired
 	}
 	return nil
 }
@@ -152,8 +163,13 @@ func (f ssePlainFormat) Encode(m *message.Message, located bool) []byte {
 }
 
 func (ssePlainFormat) End(err error) []byte {
-	if err == hub.ErrClosed {
+	switch err {
+	case hub.ErrClosed:
 		return sseGoodbye
+	case hub.ErrSessionEnded:
+		return sseLoggedOut
+	case hub.ErrTokenExpired:
+		return sseExpired
 	}
 	return nil
 }

@@ -30,9 +30,11 @@ const (
 const (
 	CloseGoingAway       = 1001 // shutdown
 	CloseInvalidPayload  = 1007 // a text frame that is not UTF-8
-	closePolicyViolation = 1008 // too slow: End sends it, the server never does
+	ClosePolicyViolation = 1008 // too slow (End), or a send the token has no right for
 	CloseTooBig          = 1009 // a message over --max-message-bytes
 	CloseTryAgainLater   = 1013 // a publish the engine could not take
+	CloseSessionEnded    = 4000 // an operator logged the session out (PROTOCOL.md §8)
+	CloseTokenExpired    = 4001 // the token expired: reconnect with a new one
 )
 
 // WebSocket is the Format of WebSocket subscribers: one frame per message,
@@ -52,17 +54,23 @@ func (wsFormat) Encode(m *message.Message, _ bool) []byte {
 
 var (
 	wsShutdownFrame = WSClose(CloseGoingAway, "server shutting down")
-	wsSlowFrame     = WSClose(closePolicyViolation, "too slow: fell more than the queue limit behind")
+	wsSlowFrame     = WSClose(ClosePolicyViolation, "too slow: fell more than the queue limit behind")
+	wsLoggedOut     = WSClose(CloseSessionEnded, "session ended")
+	wsExpired       = WSClose(CloseTokenExpired, "token expired")
 )
 
 // End says goodbye with a close frame: 1001 on shutdown, 1008 when the
-// subscriber was too slow.
+// subscriber was too slow, 4000 on a logout, 4001 when its token expired.
 func (wsFormat) End(err error) []byte {
 	switch err {
 	case hub.ErrClosed:
 		return wsShutdownFrame
 	case hub.ErrSlowConsumer:
 		return wsSlowFrame
+	case hub.ErrSessionEnded:
+		return wsLoggedOut
+	case hub.ErrTokenExpired:
+		return wsExpired
 	}
 	return nil
 }

@@ -116,6 +116,8 @@ type Engine struct {
 	gapsFilled, gapsLost atomic.Uint64
 	feedDropped          atomic.Uint64 // feed messages dropped for a full e.feed              // feed gaps filled from history; those that could not be
 
+	sessionState
+
 	// Owned by the deliverer.
 	lastN  uint64
 	lastID message.ID
@@ -193,8 +195,10 @@ func New(cfg Config) (*Engine, error) {
 		hubCfg:  cfg.Hub,
 		done:    make(chan struct{}),
 	}
+	e.sessionOps = make(chan sessionOp, 4096)
 	ready := make(chan struct{})
-	e.wg.Add(4)
+	e.wg.Add(5)
+	go e.writeSessions()
 	go e.receive()
 	go e.deliver(ready)
 	go e.ping()
@@ -372,6 +376,7 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.hub.Close()
+	e.leave()
 	e.cancel()
 	e.rc.Close()
 	e.sub.Close()
@@ -384,9 +389,10 @@ func (e *Engine) Close() error {
 func (e *Engine) receive() {
 	defer e.wg.Done()
 	defer close(e.feed)
-	cmd := e.sub.B().Subscribe().Channel(e.prefix + "live").Build()
+	live, ctl := e.prefix+"live", e.prefix+"ctl"
+	cmd := e.sub.B().Subscribe().Channel(live, ctl).Build()
 	ctx := rueidis.WithOnSubscriptionHook(e.ctx, func(s rueidis.PubSubSubscription) {
-		if s.Kind == "subscribe" {
+		if s.Kind == "subscribe" && s.Channel == live {
 			select { // the hook must not block: a lost marker leaves the next message to find the gap
 			case e.feed <- resubscribed:
 			default:
@@ -400,8 +406,12 @@ func (e *Engine) receive() {
 		err := e.sub.Receive(ctx, cmd, func(msg rueidis.PubSubMessage) {
 			// Never block the connection's reader: a message dropped
 			// here is a gap the next one shows and history fills.
+			m := msg.Message
+			if msg.Channel == ctl {
+				m = commandMark + m // in the feed's order: a bind goes before what is published after it
+			}
 			select {
-			case e.feed <- msg.Message:
+			case e.feed <- m:
 			default:
 				e.feedDropped.Add(1)
 			}
@@ -422,7 +432,8 @@ func (e *Engine) receive() {
 }
 
 // ping checks Redis every second, so that Err (and /readyz) knows it is
-// down before a publish fails, and back up before one succeeds.
+// down before a publish fails, and back up before one succeeds. Its
+// command also keeps this node's liveness key (sessions.go).
 func (e *Engine) ping() {
 	defer e.wg.Done()
 	t := time.NewTicker(time.Second)
@@ -434,7 +445,7 @@ func (e *Engine) ping() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(e.ctx, e.timeout)
-		err := e.rc.Do(ctx, e.rc.B().Ping().Build()).Error()
+		err := e.rc.Do(ctx, e.aliveCommand()).Error()
 		cancel()
 		if e.ctx.Err() != nil {
 			return
@@ -500,6 +511,10 @@ func (e *Engine) deliver(ready chan<- struct{}) {
 				continue
 			}
 			e.catchUp(0, message.ID{})
+			continue
+		}
+		if cmd, ok := strings.CutPrefix(s, commandMark); ok {
+			e.runCommand(cmd)
 			continue
 		}
 		if !started {
