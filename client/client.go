@@ -306,8 +306,9 @@ func (e *StatusError) Temporary() bool {
 	return e.StatusCode >= 500 || e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests
 }
 
-// statusError reads the reason from a refused response's body, and says
-// what to do about a refused token.
+// statusError reads the reason from a refused response's body. When the
+// reason says nothing of a token (msgbus's own reasons do; a proxy's or an
+// older server's may not), it adds what to do about a refused one.
 func (c *Client) statusError(op, path string, resp *http.Response) *StatusError {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	reason, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
@@ -318,8 +319,11 @@ func (c *Client) statusError(op, path string, resp *http.Response) *StatusError 
 	if strings.HasPrefix(strings.ToLower(reason), "<") {
 		reason = "" // an HTML error page says nothing the status does not
 	}
-	return &StatusError{Op: op, Path: path, StatusCode: resp.StatusCode, Status: status, Reason: reason,
-		hint: c.authHint(op, resp)}
+	e := &StatusError{Op: op, Path: path, StatusCode: resp.StatusCode, Status: status, Reason: reason}
+	if !strings.Contains(strings.ToLower(reason), "token") {
+		e.hint = c.authHint(op, resp)
+	}
+	return e
 }
 
 // opError wraps a transport error with what the client was doing. The

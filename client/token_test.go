@@ -157,12 +157,14 @@ func tokenAnswers() func(req *http.Request) string {
 	return func(req *http.Request) string {
 		switch p := req.URL.Path; {
 		case p == "/msgbus/expired":
-			return reply("401 Unauthorized", invalidToken, "invalid token: token is expired\n")
+			return reply("401 Unauthorized", invalidToken, "unauthorized\n")
+		case p == "/msgbus/said":
+			return reply("401 Unauthorized", invalidToken, "unauthorized: token is expired: get a new token\n")
 		case p == "/msgbus/denied":
 			if req.Header.Get("Authorization") == "" {
-				return reply("401 Unauthorized", wantToken, "unauthorized: present a token\n")
+				return reply("401 Unauthorized", wantToken, "unauthorized\n")
 			}
-			return reply("403 Forbidden", "", "forbidden: no publish right for denied\n")
+			return reply("403 Forbidden", "", "forbidden: no right to publish\n")
 		case req.Method == http.MethodPost && p == "/msgbus/x":
 			return reply("200 OK", "Msgbus-Id: 1-0\r\nMsgbus-Subscribers: 0\r\n", "")
 		case p == "/msgbus/x":
@@ -173,7 +175,7 @@ func tokenAnswers() func(req *http.Request) string {
 			if n == 1 { // a stream that breaks at once
 				return "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=b\r\nConnection: close\r\n\r\n"
 			}
-			return reply("401 Unauthorized", invalidToken, "invalid token: token is expired\n")
+			return reply("401 Unauthorized", invalidToken, "")
 		case p == "/history/x":
 			return reply("200 OK", "Content-Type: application/json\r\n", `{"messages":[],"more":false}`)
 		case req.Header.Get("Upgrade") == "websocket":
@@ -202,7 +204,7 @@ func TestTokenIsSentOnEveryRequest(t *testing.T) {
 	// ends the subscription instead of being retried.
 	_, err = sub.Next(ctx)
 	if !errors.Is(err, client.ErrUnauthorized) ||
-		err.Error() != "client: subscribe /msgbus/x: 401 Unauthorized (invalid token: token is expired): "+
+		err.Error() != "client: subscribe /msgbus/x: 401 Unauthorized: "+
 			"the server refused the token (expired, or not signed by a key it trusts): get a new one" {
 		t.Fatalf("Next after a refused reconnect: %v, want ErrUnauthorized saying to get a new token", err)
 	}
@@ -264,11 +266,13 @@ func TestPublishDoesNotRetryARefusedToken(t *testing.T) {
 		is      error
 		want    string
 	}{
-		{c, "expired", client.ErrUnauthorized, "client: publish /msgbus/expired: 401 Unauthorized (invalid token: token is expired): " +
+		{c, "expired", client.ErrUnauthorized, "client: publish /msgbus/expired: 401 Unauthorized (unauthorized): " +
 			"the server refused the token (expired, or not signed by a key it trusts): get a new one"},
-		{c, "denied", client.ErrForbidden, "client: publish /msgbus/denied: 403 Forbidden (forbidden: no publish right for denied): " +
+		// A reason that speaks of the token says it all.
+		{c, "said", client.ErrUnauthorized, "client: publish /msgbus/said: 401 Unauthorized (unauthorized: token is expired: get a new token)"},
+		{c, "denied", client.ErrForbidden, "client: publish /msgbus/denied: 403 Forbidden (forbidden: no right to publish): " +
 			"the token lacks the right to publish here (its msgbus.publish patterns)"},
-		{anon, "denied", client.ErrUnauthorized, "client: publish /msgbus/denied: 401 Unauthorized (unauthorized: present a token): " +
+		{anon, "denied", client.ErrUnauthorized, "client: publish /msgbus/denied: 401 Unauthorized (unauthorized): " +
 			"the server wants a token"},
 	} {
 		before := len(hs.requests("POST", "/msgbus/"+tc.channel))

@@ -52,7 +52,7 @@ func refuseTokens(t *testing.T) (url string, auths func() []string) {
 				mu.Lock()
 				seen = append(seen, req.Header.Get("Authorization"))
 				mu.Unlock()
-				body := "invalid token: token is expired\n"
+				body := "unauthorized: token has expired: get a new token\n"
 				io.WriteString(conn, "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer error=\"invalid_token\"\r\n"+
 					"Connection: close\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
 			}()
@@ -106,7 +106,7 @@ func TestEveryToolSendsTheTokenAndStopsWhenItIsRefused(t *testing.T) {
 			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 				t.Errorf("%s (token by %s): %v, want exit status 1; stderr: %s", tool, how, err, stderr)
 			}
-			if !strings.Contains(stderr, "401 Unauthorized (invalid token: token is expired): the server refused the token") {
+			if !strings.Contains(stderr, "401 Unauthorized (unauthorized: token has expired: get a new token)") {
 				t.Errorf("%s (token by %s) does not say the token was refused: %s", tool, how, stderr)
 			}
 			if got := auths(); len(got) != 1 || got[0] != "Bearer "+fakeToken {
