@@ -13,6 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/msgbus/msgbus/server"
+	"github.com/msgbus/msgbus/server/token"
 )
 
 // A JWT-shaped token; the raw listener below does not check it.
@@ -126,5 +129,47 @@ func TestTokenExcludesUserAndSecret(t *testing.T) {
 		if err == nil || !strings.Contains(stderr, "--token and --user or -s are both given") {
 			t.Errorf("msgsend %q: %v, %q; want a refusal naming both", a, err, stderr)
 		}
+	}
+}
+
+// TestMsgsendAndMsgdumpUseTheTokensSub runs the tools against a real
+// server with tokens: what msgsend publishes with a token arrives from
+// the token's sub, and msgdump with a token receives it.
+func TestMsgsendAndMsgdumpUseTheTokensSub(t *testing.T) {
+	const secret = "the tools tests' secret, 32+ bytes long"
+	bins := build(t, "msgsend", "msgdump")
+	ts := startServer(t, server.Config{TokenSecret: secret})
+	v, err := token.NewVerifier(token.Config{Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func(req token.Request) string {
+		tok, _, err := v.Mint(req, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	reader := mint(token.Request{Sub: "watcher", Subscribe: []string{"news"}})
+	writer := mint(token.Request{Sub: "alice", Publish: []string{"news"}})
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dump, dumpOut, dumpErr := start(t, ctx, bins["msgdump"], "-u", ts.URL, "--token", reader, "-c", "news", "-n", "1", "--json")
+	ts.waitSubscribers(t, 1, dump, dumpErr)
+	if stderr, err := runToolEnv(t, []string{"MSGBUS_TOKEN=" + writer}, bins["msgsend"], "-u", ts.URL, "-c", "news", "hello"); err != nil {
+		t.Fatalf("msgsend: %v: %s", err, stderr)
+	}
+	if err := dump.Wait(); err != nil {
+		t.Fatalf("msgdump: %v: %s", err, dumpErr)
+	}
+	if out := dumpOut.String(); !strings.Contains(out, `"from":"alice"`) || !strings.Contains(out, `"body":"hello"`) {
+		t.Fatalf("msgdump printed %s, want hello from alice", out)
+	}
+
+	// The reader's token has no right to publish.
+	stderr, err := runToolEnv(t, nil, bins["msgsend"], "-u", ts.URL, "--token", reader, "-c", "news", "hi")
+	if err == nil || !strings.Contains(stderr, "403 Forbidden (forbidden: the token may not publish to news)") {
+		t.Fatalf("msgsend without the right: %v, %q", err, stderr)
 	}
 }
