@@ -122,7 +122,9 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (identity, bool) {
 		fail(ctx, fasthttp.StatusUnauthorized, "unauthorized: "+firstLine(err.Error())+": get a new token")
 		return identity{}, false
 	}
-	return identity{user: c.User, expires: c.Expires, rights: &c.Rights, token: true}, true
+	// The token verifies until Leeway past its exp: its streams end then,
+	// or a client that reconnects at exp would be let in and cut at once.
+	return identity{user: c.User, expires: c.Expires.Add(token.Leeway), rights: &c.Rights, token: true}, true
 }
 
 // basicUser returns the user of valid Basic auth with the bus's secret.

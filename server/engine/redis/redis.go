@@ -196,6 +196,18 @@ func New(cfg Config) (*Engine, error) {
 		done:    make(chan struct{}),
 	}
 	e.sessionOps = make(chan sessionOp, 4096)
+	e.announced = make(map[string][]byte)
+	// This node's liveness key exists before any of its sessions is
+	// announced, so that no listing takes them for a dead node's.
+	actx, acancel := context.WithTimeout(ctx, cfg.Timeout)
+	err = e.rc.Do(actx, e.aliveCommand()).Error()
+	acancel()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		cancel()
+		rc.Close()
+		sub.Close()
+		return nil, fmt.Errorf("redis %s: %w", opt.InitAddress, err)
+	}
 	ready := make(chan struct{})
 	e.wg.Add(5)
 	go e.writeSessions()
@@ -439,18 +451,24 @@ func (e *Engine) ping() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		select {
-		case <-e.ctx.Done():
-			return
-		case <-t.C:
-		}
 		ctx, cancel := context.WithTimeout(e.ctx, e.timeout)
 		err := e.rc.Do(ctx, e.aliveCommand()).Error()
 		cancel()
 		if e.ctx.Err() != nil {
 			return
 		}
+		if rueidis.IsRedisNil(err) {
+			// This node's key had gone (new, or Redis lost it, or an
+			// outage outlasted it, so other nodes dropped our sessions).
+			e.queueSessionOp(sessionOp{}) // announce them all again
+			err = nil
+		}
 		e.setHealth(err)
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 

@@ -53,9 +53,10 @@ func (e *Engine) runCommand(cmd string) {
 	}
 }
 
-// aliveCommand is the ping's command: it refreshes this node's liveness.
+// aliveCommand is the ping's command: it refreshes this node's liveness,
+// answering nil when the key was not there.
 func (e *Engine) aliveCommand() rueidis.Completed {
-	return e.rc.B().Set().Key(e.prefix + "node:" + e.node).Value("1").Px(nodeTTL).Build()
+	return e.rc.B().Set().Key(e.prefix + "node:" + e.node).Value("1").Get().Px(nodeTTL).Build()
 }
 
 // leave drops this node's liveness key on Close, so that listings forget
@@ -66,7 +67,8 @@ func (e *Engine) leave() {
 	e.rc.Do(ctx, e.rc.B().Del().Key(e.prefix+"node:"+e.node).Build())
 }
 
-// A sessionOp is an Announce (info set) or a Withdraw (info nil).
+// A sessionOp is an Announce (info set) or a Withdraw (info nil); one
+// without an id announces every session of this node again.
 type sessionOp struct {
 	id   string
 	info []byte
@@ -79,6 +81,13 @@ func (e *Engine) Announce(id string, info []byte) { e.queueSessionOp(sessionOp{i
 func (e *Engine) Withdraw(id string) { e.queueSessionOp(sessionOp{id: id}) }
 
 func (e *Engine) queueSessionOp(op sessionOp) {
+	if op.id == "" {
+		select { // a full queue will be written, and the next ping asks again
+		case e.sessionOps <- op:
+		default:
+		}
+		return
+	}
 	select {
 	case e.sessionOps <- op:
 	default:
@@ -110,6 +119,17 @@ func (e *Engine) writeSessions() {
 		}
 		cmds := make(rueidis.Commands, 0, len(batch))
 		for _, op := range batch {
+			switch {
+			case op.id == "":
+				for id, info := range e.announced {
+					cmds = append(cmds, e.rc.B().Hset().Key(key).FieldValue().FieldValue(id, e.node+" "+string(info)).Build())
+				}
+				continue
+			case op.info == nil:
+				delete(e.announced, op.id)
+			default:
+				e.announced[op.id] = op.info
+			}
 			if op.info == nil {
 				cmds = append(cmds, e.rc.B().Hdel().Key(key).Field(op.id).Build())
 			} else {
@@ -169,4 +189,5 @@ type sessionState struct {
 	onCommand         atomic.Pointer[func([]byte)]
 	sessionOps        chan sessionOp
 	sessionOpsDropped atomic.Uint64
+	announced         map[string][]byte // this node's sessions; owned by writeSessions
 }
