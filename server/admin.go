@@ -127,6 +127,12 @@ func (a *admin) guard(next http.Handler) http.Handler {
 			adminText(w, http.StatusUnauthorized, "unauthorized: want Authorization: Bearer <--admin-token>")
 			return
 		}
+		if p := r.URL.Path; strings.Contains(p, "//") || strings.Contains(p+"/", "/./") || strings.Contains(p+"/", "/../") {
+			// ServeMux would redirect to the cleaned path, and a client
+			// following it would publish to a channel it did not name.
+			adminText(w, http.StatusBadRequest, "bad path: a channel name has no empty, \".\" or \"..\" segment")
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -24,7 +24,7 @@ var (
 	descSlow = prometheus.NewDesc("msgbus_slow_disconnects_total",
 		"Subscribers dropped because their queue overflowed (too slow to keep up).", nil, nil)
 	descSubscribers = prometheus.NewDesc("msgbus_subscribers",
-		"Live subscriptions on this node.", nil, nil)
+		"Live subscriptions (sessions) on this node, by kind: multipart, sse, websocket.", []string{"kind"}, nil)
 	descChannels = prometheus.NewDesc("msgbus_channels",
 		"Channels (and the root) with a subscriber on this node.", nil, nil)
 	descHistoryMessages = prometheus.NewDesc("msgbus_history_messages",
@@ -35,7 +35,14 @@ var (
 		"1 while the server takes publishes (its store or Redis usable, not shutting down), else 0.", nil, nil)
 	descFeedGaps = prometheus.NewDesc("msgbus_redis_feed_gaps_total",
 		"Breaks in this node's Redis feed: filled from history, or lost (its streams ended).", []string{"result"}, nil)
+	descRedisErrors = prometheus.NewDesc("msgbus_redis_errors_total",
+		"Calls to Redis that failed for want of Redis (unreachable, timed out), not for a refused request.", nil, nil)
 )
+
+// redisErrorer is the Redis engine's count of failed calls.
+type redisErrorer interface {
+	RedisErrors() uint64
+}
 
 // feedGapper is the Redis engine's ability to count breaks in its feed.
 type feedGapper interface {
@@ -44,7 +51,7 @@ type feedGapper interface {
 
 func (busCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPublished, descDelivered, descSlow, descSubscribers,
-		descChannels, descHistoryMessages, descHistoryBytes, descReady, descFeedGaps} {
+		descChannels, descHistoryMessages, descHistoryBytes, descReady, descFeedGaps, descRedisErrors} {
 		ch <- d
 	}
 }
@@ -58,13 +65,15 @@ func (c busCollector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	gauge := func(d *prometheus.Desc, v float64) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	counter(descPublished, st.Published)
 	counter(descDelivered, st.Delivered)
 	counter(descSlow, st.SlowDisconnects)
-	gauge(descSubscribers, float64(st.Subscribers))
+	for _, kind := range []string{kindMultipart, kindSSE, kindWebSocket} {
+		gauge(descSubscribers, float64(c.s.sessionsOfKind(kind)), kind)
+	}
 	gauge(descChannels, float64(st.Channels))
 	gauge(descHistoryMessages, float64(st.History.Messages))
 	gauge(descHistoryBytes, float64(st.History.Bytes))
@@ -77,6 +86,9 @@ func (c busCollector) Collect(ch chan<- prometheus.Metric) {
 		filled, lost := g.FeedGaps()
 		counter(descFeedGaps, filled, "filled")
 		counter(descFeedGaps, lost, "lost")
+	}
+	if r, ok := e.(redisErrorer); ok {
+		counter(descRedisErrors, r.RedisErrors())
 	}
 }
 

@@ -252,6 +252,12 @@ func TestMetricsParseAndMoveAsMessagesFlow(t *testing.T) {
 			t.Errorf("%s moved by %v, want %v", tc.name, got, tc.diff)
 		}
 	}
+	for _, m := range after["msgbus_subscribers"].GetMetric() {
+		if l := m.GetLabel(); len(l) != 1 || l[0].GetName() != "kind" ||
+			m.Gauge.GetValue() != map[string]float64{"multipart": 1}[l[0].GetValue()] {
+			t.Errorf("msgbus_subscribers %v = %v, want kind=multipart 1, the other kinds 0", l, m.Gauge.GetValue())
+		}
+	}
 	for name := range after {
 		for _, m := range after[name].GetMetric() {
 			for _, l := range m.GetLabel() {

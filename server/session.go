@@ -129,6 +129,19 @@ func (s *Server) localSessions(match func(*session) bool) []*session {
 	return out
 }
 
+// sessionsOfKind counts this node's sessions of one kind, for /metrics.
+func (s *Server) sessionsOfKind(kind string) int {
+	s.sessions.mu.Lock()
+	defer s.sessions.mu.Unlock()
+	n := 0
+	for _, ss := range s.sessions.byID {
+		if ss.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
 // A sessionCommand is what an operator does to sessions: end them, or
 // bind or unbind a channel. It names one session (ID) or every session
 // of a user (User). On a bus of several nodes it is broadcast, and each

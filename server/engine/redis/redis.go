@@ -99,6 +99,7 @@ type Engine struct {
 	wg     sync.WaitGroup
 
 	health atomic.Pointer[error] // why Redis is unusable now; nil when it is fine
+	errors atomic.Uint64         // calls that failed for want of Redis
 	closed atomic.Bool
 
 	hubCfg hub.Config
@@ -248,6 +249,7 @@ func (e *Engine) setHealth(err error) {
 		}
 		return
 	}
+	e.errors.Add(1)
 	if e.health.Load() == nil {
 		e.log.Warn("redis unreachable", "err", err)
 	}
@@ -378,6 +380,9 @@ func (e *Engine) delivered(id message.ID) bool {
 // FeedGaps returns how many gaps in the feed (a broken Pub/Sub
 // connection) were filled from history, and how many could not be and
 // ended this node's streams.
+// RedisErrors returns how many calls failed for want of Redis.
+func (e *Engine) RedisErrors() uint64 { return e.errors.Load() }
+
 func (e *Engine) FeedGaps() (filled, lost uint64) { return e.gapsFilled.Load(), e.gapsLost.Load() }
 
 // Close implements engine.Engine: subscribers first, then the feed and
