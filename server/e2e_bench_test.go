@@ -39,7 +39,7 @@ import (
 // runs N publishers instead of four.
 func BenchmarkEndToEnd(b *testing.B) {
 	for _, subs := range []int{1, 100, 1000} {
-		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) { benchEndToEnd(b, subs, benchPublishers(), false) })
+		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) { benchEndToEnd(b, subs, benchPublishers(), false, false) })
 	}
 }
 
@@ -47,7 +47,19 @@ func BenchmarkEndToEnd(b *testing.B) {
 // subscribers on /sub/bench instead of multipart streams.
 func BenchmarkEndToEndWebSocket(b *testing.B) {
 	for _, subs := range []int{1, 100, 1000} {
-		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) { benchEndToEnd(b, subs, benchPublishers(), true) })
+		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) { benchEndToEnd(b, subs, benchPublishers(), true, false) })
+	}
+}
+
+// BenchmarkEndToEndTokens is BenchmarkEndToEnd at 1,000 subscribers with
+// tokens off and on, in the same run: with tokens on, every subscriber and
+// every publish presents a token (verified once per request or stream), and
+// every stream is a session of a user with a personal address.
+//
+//	go test -run XXX -bench EndToEndTokens -benchtime 20000x -count 3 ./server/
+func BenchmarkEndToEndTokens(b *testing.B) {
+	for _, tokens := range []bool{false, true} {
+		b.Run(fmt.Sprintf("tokens=%v", tokens), func(b *testing.B) { benchEndToEnd(b, 1000, benchPublishers(), false, tokens) })
 	}
 }
 
@@ -63,10 +75,10 @@ func benchPublishers() int {
 // benchSubscribe opens a stream on /msgbus/bench, or a WebSocket on
 // /sub/bench, and reads the response head, whatever its headers: another
 // server's may differ.
-func benchSubscribe(b *testing.B, ts *testServer, websocket bool) *rawConn {
-	req := "GET /msgbus/bench HTTP/1.1\r\nHost: bench\r\n\r\n"
+func benchSubscribe(b *testing.B, ts *testServer, websocket bool, authz string) *rawConn {
+	req := "GET /msgbus/bench HTTP/1.1\r\nHost: bench\r\n" + authz + "\r\n"
 	if websocket {
-		req = "GET /sub/bench HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		req = "GET /sub/bench HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + authz +
 			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
 	}
 	c := ts.dial(b, req)
@@ -86,14 +98,20 @@ func benchSubscribe(b *testing.B, ts *testServer, websocket bool) *rawConn {
 	}
 }
 
-func benchEndToEnd(b *testing.B, subs, publishers int, websocket bool) {
+func benchEndToEnd(b *testing.B, subs, publishers int, websocket, tokens bool) {
 	var ts *testServer
+	authz := ""
 	if addr := os.Getenv("MSGBUS_BENCH_ADDR"); addr != "" {
 		ts = &testServer{Running: &bustest.Running{Addr: addr}}
 	} else {
 		// MSGBUS_BENCH_REDIS=redis://… runs the in-process server on
 		// the Redis engine (for a profile of a node with Redis).
-		ts = startServer(b, Config{MaxQueueBytes: 8 << 20, Redis: os.Getenv("MSGBUS_BENCH_REDIS")})
+		cfg := Config{MaxQueueBytes: 8 << 20, Redis: os.Getenv("MSGBUS_BENCH_REDIS")}
+		if tokens {
+			cfg.TokenSecret = testSecret
+			authz = "Authorization: Bearer " + mint(b, "bench", []string{"*"}, []string{"*"}, time.Now(), "1h") + "\r\n"
+		}
+		ts = startServer(b, cfg)
 	}
 	body := strings.Repeat("x", 100)
 	format, _ := wire.Multipart(true)
@@ -117,7 +135,7 @@ func benchEndToEnd(b *testing.B, subs, publishers int, websocket bool) {
 	leastGot.Store(want)
 	conns := make([]net.Conn, subs)
 	for i := range conns {
-		c := benchSubscribe(b, ts, websocket)
+		c := benchSubscribe(b, ts, websocket, authz)
 		conns[i] = c.Conn
 		wg.Add(1)
 		go func() {
@@ -142,7 +160,7 @@ func benchEndToEnd(b *testing.B, subs, publishers int, websocket bool) {
 	}
 	// Each head was written after its subscription was made: all are live.
 
-	req := []byte("POST /msgbus/bench HTTP/1.1\r\nHost: bench\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n" + body)
+	req := []byte("POST /msgbus/bench HTTP/1.1\r\nHost: bench\r\n" + authz + "Content-Type: text/plain\r\nContent-Length: 100\r\n\r\n" + body)
 	latencies := make([][]time.Duration, publishers)
 	pid := os.Getenv("MSGBUS_BENCH_PID")
 	cpuBefore := procCPU(b, pid)
