@@ -315,7 +315,9 @@
   const query = new URLSearchParams(location.search);
   query.set('envelope', 'json');
   const filters = new URLSearchParams();
-  for (const k of ['type', 'sender']) if (query.has(k)) filters.set(k, query.get(k));
+  // A ?token= in the page's address (a bus with tokens, PROTOCOL.md §8)
+  // goes along with every request, as EventSource cannot send a header.
+  for (const k of ['type', 'sender', 'token']) if (query.has(k)) filters.set(k, query.get(k));
   let asked = query.has('since') || Number(query.get('last')) > 0; // the first stream, as the address asks
 
   let es = null;
