@@ -1,12 +1,19 @@
 package server
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
 	"github.com/msgbus/msgbus/server/token"
@@ -172,5 +179,44 @@ func TestStreamEndsWhenItsTokenExpires(t *testing.T) {
 	_, _, err = ws.ReadMessage()
 	if !websocket.IsCloseError(err, 4001) {
 		t.Fatalf("WebSocket after expiry: %v, want close 4001", err)
+	}
+}
+
+// TestTokenKeyFileVerifiesItsAlgorithmOnly starts the server with
+// --token-key holding an Ed25519 public key: an EdDSA token signed with
+// its private half publishes, an HS256 token (even one keyed with the PEM
+// file's bytes) and an EdDSA token of another key are 401.
+func TestTokenKeyFileVerifiesItsAlgorithmOnly(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	file := filepath.Join(t.TempDir(), "key.pem")
+	os.WriteFile(file, pemBytes, 0o600)
+	ts := startServer(t, Config{TokenKey: file})
+	claims := jwt.MapClaims{"sub": "svc", "exp": time.Now().Add(time.Hour).Unix(),
+		"msgbus": map[string]any{"publish": []string{"*"}}}
+	sign := func(m jwt.SigningMethod, key any) string {
+		s, err := jwt.NewWithClaims(m, claims).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "Bearer " + s
+	}
+	for _, c := range []struct {
+		name, authz string
+		want        int
+	}{
+		{"EdDSA with the key", sign(jwt.SigningMethodEdDSA, priv), 204},
+		{"EdDSA with another key", sign(jwt.SigningMethodEdDSA, other), 401},
+		{"HS256 keyed with the PEM file", sign(jwt.SigningMethodHS256, pemBytes), 401},
+		{"HS256 with a secret", sign(jwt.SigningMethodHS256, []byte(testSecret)), 401},
+	} {
+		if code, _, body := do(t, "POST", ts.URL("/msgbus/a"), c.authz, "x"); code != c.want {
+			t.Errorf("%s: %d %q, want %d", c.name, code, body, c.want)
+		}
+	}
+	if code, _ := startAdmin(t, Config{TokenKey: file}).call(t, "POST", "/admin/tokens", `{"sub":"a"}`); code != 404 {
+		t.Errorf("minting with only a public key = %d, want 404", code)
 	}
 }
