@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -301,4 +303,32 @@ func TestReadyzIs503WhileRedisIsDown(t *testing.T) {
 	rs.Restart()
 	bustest.Until(t, func() string { return fmt.Sprintf("GET /readyz with Redis back = %d %q, want 200", code, body) },
 		func() bool { code, body = as.get(t, "/readyz", ""); return code == 200 })
+}
+
+// TestReadyzIs503WhenTheStoreIsUnusable removes the durable store's
+// folder under the running server: the publish that needs a new segment
+// fails with 503, and /readyz says not ready.
+func TestReadyzIs503WhenTheStoreIsUnusable(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	as := startAdmin(t, Config{Store: dir, HistoryMaxBytes: 4 << 20}) // 1 MiB segments
+	if code, body := as.get(t, "/readyz", ""); code != 200 {
+		t.Fatalf("GET /readyz = %d %q, want 200", code, body)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 600<<10)
+	failed := false
+	for range 4 { // the second or third fills the first segment
+		if resp := as.publish(t, "/msgbus/a", "text/plain", big); resp.StatusCode == 503 {
+			failed = true
+			break
+		}
+	}
+	if !failed {
+		t.Fatal("publishing 2.4 MB into a removed store never answered 503")
+	}
+	if code, body := as.get(t, "/readyz", ""); code != 503 || !strings.HasPrefix(body, "not ready: ") {
+		t.Fatalf("GET /readyz with the store gone = %d %q, want 503 and why", code, body)
+	}
 }
