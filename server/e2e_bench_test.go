@@ -36,7 +36,9 @@ import (
 // the bytes a 100-byte message takes on its stream in
 // MSGBUS_BENCH_FRAME_BYTES. With MSGBUS_BENCH_REDIS=redis://host:port the
 // in-process server runs on the Redis engine; MSGBUS_BENCH_PUBLISHERS=N
-// runs N publishers instead of four.
+// runs N publishers instead of four; MSGBUS_BENCH_TOKEN=<jwt> makes every
+// subscriber and publish present that token to the server at
+// MSGBUS_BENCH_ADDR.
 func BenchmarkEndToEnd(b *testing.B) {
 	for _, subs := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) { benchEndToEnd(b, subs, benchPublishers(), false, false) })
@@ -103,6 +105,9 @@ func benchEndToEnd(b *testing.B, subs, publishers int, websocket, tokens bool) {
 	authz := ""
 	if addr := os.Getenv("MSGBUS_BENCH_ADDR"); addr != "" {
 		ts = &testServer{Running: &bustest.Running{Addr: addr}}
+		if tok := os.Getenv("MSGBUS_BENCH_TOKEN"); tok != "" {
+			authz = "Authorization: Bearer " + tok + "\r\n" // a server run with tokens on
+		}
 	} else {
 		// MSGBUS_BENCH_REDIS=redis://… runs the in-process server on
 		// the Redis engine (for a profile of a node with Redis).
