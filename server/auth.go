@@ -107,7 +107,7 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (identity, bool) {
 		raw = v
 	} else if v := ctx.QueryArgs().Peek("token"); len(v) > 0 {
 		raw = string(v)
-	} else if v := ctx.Request.Header.Cookie(tokenCookie); len(v) > 0 && len(authz) == 0 {
+	} else if v := ctx.Request.Header.Cookie(tokenCookie); len(v) > 0 && len(authz) == 0 && s.cookieOrigin(ctx) {
 		raw = string(v)
 	}
 	if raw == "" {
@@ -125,6 +125,16 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (identity, bool) {
 	// The token verifies until Leeway past its exp: its streams end then,
 	// or a client that reconnects at exp would be let in and cut at once.
 	return identity{user: c.User, expires: c.Expires.Add(token.Leeway), rights: &c.Rights, token: true}, true
+}
+
+// cookieOrigin reports whether the request may authenticate with the
+// token cookie: a browser sends cookies along with requests other sites'
+// pages make, so only a same-origin page (or a request without Origin, a
+// navigation or a tool) may; pages of --allow-origin present the token
+// themselves (?token= or the header), which no other site can.
+func (s *Server) cookieOrigin(ctx *fasthttp.RequestCtx) bool {
+	v := s.judgeOrigin(ctx)
+	return v == originNone || v == originSame
 }
 
 // basicUser returns the user of valid Basic auth with the bus's secret.

@@ -140,7 +140,7 @@ func TestTokenRightsOnEveryPath(t *testing.T) {
 // msgbus_token cookie and checks the part's From is the token's sub,
 // whatever the request claims.
 func TestTokenUserIsTheFromAndCookieWorks(t *testing.T) {
-	ts := startServer(t, Config{TokenSecret: testSecret, AnonymousSubscribe: []string{"*"}})
+	ts := startServer(t, Config{TokenSecret: testSecret, AnonymousSubscribe: []string{"*"}, AllowOrigins: []string{"http://evil.example"}})
 	sub := ts.subscribe(t, "/msgbus/room", true)
 	raw := mint(t, "alice", []string{"room"}, nil, time.Now(), "1h")
 	req, _ := http.NewRequest("POST", ts.URL("/msgbus/room?from=mallory"), strings.NewReader("hi"))
@@ -151,6 +151,16 @@ func TestTokenUserIsTheFromAndCookieWorks(t *testing.T) {
 		t.Fatalf("POST with the cookie: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	// Another site's page cannot publish with the cookie its browser sends
+	// along, even from an origin --allow-origin lets in.
+	req, _ = http.NewRequest("POST", ts.URL("/msgbus/room"), strings.NewReader("forged"))
+	req.Header.Set("Cookie", "msgbus_token="+raw)
+	req.Header.Set("Origin", "http://evil.example")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("cross-site POST with the cookie: %v %v, want 401", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	got := sub.readN(len(chunkOf(part("Content-Type: application/octet-stream\r\nFrom: alice\r\n", "hi"))))
 	if !strings.Contains(got, "From: alice\r\n") || strings.Contains(got, "mallory") {
 		t.Fatalf("part %q, want From: alice", got)
