@@ -60,9 +60,22 @@ func (h *Hub) Bind(s *Subscription, channel string) (bool, error) {
 		return false, nil
 	}
 	p := &Subscription{hub: h, channel: channel, format: s.format, filter: s.filter, target: s, index: -1}
-	h.register(p)
+	sh := h.shard(channel)
+	sh.mu.Lock()
+	n := sh.nodes[channel]
+	if n == nil {
+		n = &node{}
+		sh.nodes[channel] = n
+	}
+	n.members++
+	sh.mu.Unlock()
+	p.node = n
+	unlock := h.lockMembership(s, n)
+	p.index = len(n.subs)
+	n.subs = append(n.subs, p)
 	b.proxies = append(b.proxies, p)
 	s.publishBound()
+	unlock()
 	return true, nil
 }
 
@@ -77,10 +90,65 @@ func (h *Hub) Unbind(s *Subscription, channel string) bool {
 		return false
 	}
 	p := b.proxies[i]
+	unlock := h.lockMembership(s, nil)
+	p.node.removeLocked(p)
 	b.proxies = slices.Delete(b.proxies, i, i+1)
 	s.publishBound()
-	h.deregister(p)
+	unlock()
+	h.dropMember(p.node, channel)
 	return true
+}
+
+// lockMembership locks the nodes of s, of its bindings and extra (nil for
+// none) while holding the order lock, and returns what unlocks them. A
+// publish holds the nodes it reaches from its lookup until each one's
+// fan-out is done, so once these are locked no publish is between the
+// fan-outs of two of s's paths: a change to s's bindings made now is seen
+// by each publish either wholly or not at all, and a message reaches s
+// once. The order lock keeps new publishes from locking nodes meanwhile,
+// so the nodes may be taken in any order. binds.mu must be held.
+func (h *Hub) lockMembership(s *Subscription, extra *node) func() {
+	nodes := []*node{s.node}
+	for _, p := range s.binds.proxies {
+		nodes = append(nodes, p.node)
+	}
+	if extra != nil && !slices.Contains(nodes, extra) {
+		nodes = append(nodes, extra)
+	}
+	h.orderMu.Lock()
+	for _, n := range nodes {
+		n.mu.Lock()
+	}
+	return func() {
+		for _, n := range nodes {
+			n.mu.Unlock()
+		}
+		h.orderMu.Unlock()
+	}
+}
+
+// removeLocked takes s out of n.subs; n.mu must be held.
+func (n *node) removeLocked(s *Subscription) {
+	if s.index < 0 {
+		return
+	}
+	last := len(n.subs) - 1
+	moved := n.subs[last]
+	n.subs[s.index], moved.index = moved, s.index
+	n.subs[last] = nil
+	n.subs = n.subs[:last]
+	s.index = -1
+}
+
+// dropMember counts one member less in the node of channel, and takes the
+// node out of its shard once it has none.
+func (h *Hub) dropMember(n *node, channel string) {
+	sh := h.shard(channel)
+	sh.mu.Lock()
+	if n.members--; n.members == 0 {
+		delete(sh.nodes, channel)
+	}
+	sh.mu.Unlock()
 }
 
 // publishBound gives the fan-out a copy of the proxies; binds.mu is held.
@@ -105,6 +173,7 @@ func (s *Subscription) Channels() []string {
 }
 
 // unbindAll takes every binding of s out of the index; Bind refuses after.
+// s itself has left its node.
 func (h *Hub) unbindAll(s *Subscription) {
 	b := &s.binds
 	b.mu.Lock()
@@ -142,12 +211,7 @@ func (h *Hub) deregister(s *Subscription) bool {
 	if n == nil {
 		return false
 	}
-	sh := h.shard(s.channel)
-	sh.mu.Lock()
-	if n.members--; n.members == 0 {
-		delete(sh.nodes, s.channel)
-	}
-	sh.mu.Unlock()
+	h.dropMember(n, s.channel)
 	return true
 }
 

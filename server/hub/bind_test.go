@@ -2,6 +2,8 @@ package hub
 
 import (
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/msgbus/msgbus/server/message"
@@ -76,5 +78,55 @@ func TestEndClosesWithTheFormatsEnd(t *testing.T) {
 	h.Unsubscribe(s.Subscription)
 	if h.Stats().Channels != 0 {
 		t.Fatal("a binding outlived its subscription")
+	}
+}
+
+// TestBindWhilePublishing binds and unbinds while messages flow to both
+// channels: no message reaches the subscriber twice, and every message of
+// its own channel reaches it (run it with -race).
+func TestBindWhilePublishing(t *testing.T) {
+	h := newTestHub(Config{MaxQueueBytes: 1 << 30})
+	s := subscribe(t, h, "a", &testFormat{name: "f"}, nil)
+	const n = 2000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			h.Publish(&message.Message{Channel: "a", Body: []byte("a" + strconv.Itoa(i))}, nil)
+			h.Publish(&message.Message{Channel: "x/y", Body: []byte("x" + strconv.Itoa(i))}, nil)
+		}
+	}()
+	for i := 0; ; i++ {
+		select {
+		case <-done:
+			got, _ := drain(t, s)
+			seen := map[string]bool{}
+			own := 0
+			for _, f := range got {
+				if seen[f] {
+					t.Fatalf("%q delivered twice", f)
+				}
+				seen[f] = true
+				if strings.HasPrefix(f, "f-:a") {
+					own++
+				}
+			}
+			if own != n {
+				t.Fatalf("got %d of the subscriber's own %d messages", own, n)
+			}
+			h.Unsubscribe(s.Subscription)
+			if st := h.Stats(); st.Channels != 0 {
+				t.Fatalf("channels left after Unsubscribe: %+v", st)
+			}
+			return
+		default:
+		}
+		if i%2 == 0 {
+			h.Bind(s.Subscription, "x")
+			h.Bind(s.Subscription, "x/y")
+		} else {
+			h.Unbind(s.Subscription, "x")
+			h.Unbind(s.Subscription, "x/y")
+		}
 	}
 }

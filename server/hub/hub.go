@@ -238,12 +238,7 @@ func (s *Subscription) leaveNode() *node {
 	if s.index < 0 {
 		return nil
 	}
-	last := len(n.subs) - 1
-	moved := n.subs[last]
-	n.subs[s.index], moved.index = moved, s.index
-	n.subs[last] = nil
-	n.subs = n.subs[:last]
-	s.index = -1
+	n.removeLocked(s)
 	return n
 }
 
