@@ -70,6 +70,17 @@ func TestTokenRightsOnEveryPath(t *testing.T) {
 	root := "Bearer " + mint(t, "root", []string{"*"}, []string{"*"}, now, "1h")
 	expired := "Bearer " + mint(t, "alice", []string{"*"}, []string{"*"}, now.Add(-2*time.Hour), "1h")
 	forged := alice[:len(alice)-4] + "AAAA"
+	hs := func(claims jwt.MapClaims) string {
+		raw, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(testSecret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "Bearer " + raw
+	}
+	rights := map[string]any{"publish": []string{"*"}, "subscribe": []string{"*"}}
+	notYet := hs(jwt.MapClaims{"sub": "a", "exp": now.Add(2 * time.Hour).Unix(), "nbf": now.Add(time.Hour).Unix(), "msgbus": rights})
+	noExp := hs(jwt.MapClaims{"sub": "a", "msgbus": rights})
+	huge := hs(jwt.MapClaims{"sub": "a", "exp": now.Add(time.Hour).Unix(), "msgbus": rights, "pad": strings.Repeat("x", 5000)})
 	hsOnly := "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0."
 	for _, c := range []struct {
 		name, method, path, authz string
@@ -81,6 +92,9 @@ func TestTokenRightsOnEveryPath(t *testing.T) {
 		{"publish with an expired token", "POST", "/msgbus/chat/a", expired, 401},
 		{"publish with a bad signature", "POST", "/msgbus/chat/a", forged, 401},
 		{"publish with alg none", "POST", "/msgbus/chat/a", hsOnly, 401},
+		{"publish with a token not yet valid", "POST", "/msgbus/chat/a", notYet, 401},
+		{"publish with a token without exp", "POST", "/msgbus/chat/a", noExp, 401},
+		{"publish with an oversized token", "POST", "/msgbus/chat/a", huge, 401},
 		{"/pub/ with the right", "POST", "/pub/chat/a", alice, 204},
 		{"/pub/ without the right", "POST", "/pub/news", alice, 403},
 		{"/push/ without the right", "POST", "/push/jobs", alice, 403},
