@@ -54,7 +54,8 @@ func TestHelpMentionsTheAdminFlags(t *testing.T) {
 	if err != nil {
 		t.Fatalf("msgbus --help: %v\n%s", err, out)
 	}
-	for _, flag := range []string{"--admin-listen ADDR", "--admin-allow CIDRS", "--admin-token TOKEN"} {
+	for _, flag := range []string{"--admin-listen ADDR", "--admin-allow CIDRS", "--admin-token TOKEN",
+		"--token-secret SECRET", "--token-key FILE", "--anonymous-publish PATTERNS", "--anonymous-subscribe PATTERNS"} {
 		if !strings.Contains(string(out), flag) {
 			t.Errorf("--help does not mention %s:\n%s", flag, out)
 		}
@@ -65,6 +66,10 @@ func TestBadAdminFlagsExitNonZeroNamingTheFlag(t *testing.T) {
 	for _, args := range [][]string{
 		{"--admin-allow", "10.0.0.0/40"},
 		{"--admin-listen", "nowhere"},
+		{"--token-key", "/nonexistent.pem"},
+		{"--token-key", "/etc/hostname"},
+		{"--anonymous-subscribe", "*"}, // without tokens
+		{"--anonymous-publish", "a,!", "--token-secret", "s"},
 	} {
 		out, err := exec.Command(binary, append([]string{"-p", "0"}, args...)...).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), args[0]) {
