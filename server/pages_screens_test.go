@@ -11,6 +11,8 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +21,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+
+	"github.com/msgbus/msgbus/server/bustest"
 )
 
 // A pagesScreen is a viewport to check every page at.
@@ -323,4 +327,70 @@ func TestPagesChatAtBothWidths(t *testing.T) {
 	b.run(phone, "opening the join form", chromedp.Click(chromedp.ID("new-room")), chromedp.WaitVisible(chromedp.ID("room")))
 	b.checkLayout(phone, "chat, joining", pagesScreens[1])
 	b.shot(phone, "chat-join-390")
+}
+
+// TestPagesConsoleAtBothWidths: the operators' console on a small bus
+// (three users, one on two devices, anonymous viewers, messages flowing
+// at a rising rate), with a whole-page screenshot besides the screen's.
+func TestPagesConsoleAtBothWidths(t *testing.T) {
+	as := startAdmin(t, Config{TokenSecret: testSecret, AnonymousSubscribe: []string{"*"}})
+	now := time.Now()
+	for _, d := range []struct{ user, path, accept string }{
+		{"alice", "/msgbus/chat/lobby", ""}, {"alice", "/msgbus/chat/random", "text/event-stream"},
+		{"bob", "/msgbus/chat/lobby", ""}, {"carol.operations", "/msgbus/sensors/kitchen/temperature", "text/event-stream"},
+		{"", "/msgbus/news", ""}, {"", "/msgbus/news", ""}, {"", "/msgbus/", ""},
+	} {
+		req := "GET " + d.path + " HTTP/1.1\r\nHost: x\r\n"
+		if d.user != "" {
+			req += "Authorization: Bearer " + mint(t, d.user, nil, []string{"*"}, now, "1h") + "\r\n"
+		}
+		if d.accept != "" {
+			req += "Accept: " + d.accept + "\r\n"
+		}
+		bustest.Dial(t, as.Addr, req+"\r\n")
+	}
+	as.waitSubscribers(t, 7)
+	b := newBrowser(t)
+	tabs := make([]context.Context, len(pagesScreens))
+	for i, s := range pagesScreens {
+		tabs[i] = b.tabAt(s)
+		b.run(tabs[i], "opening the console", chromedp.Navigate(consoleURL(t, as)))
+		b.wait(tabs[i], "the first poll", consoleLive, 5*time.Second)
+	}
+	// About five seconds of messages at a rising rate, to news and the chat.
+	tick := time.NewTicker(50 * time.Millisecond)
+	for i := range 100 {
+		<-tick.C
+		for range 1 + i/25 {
+			as.call(t, "POST", "/admin/publish/news", "headline "+itoa(i))
+		}
+		if i%4 == 0 {
+			as.call(t, "POST", "/admin/publish/chat/lobby?from=bob", "hi")
+		}
+	}
+	tick.Stop()
+	for i, s := range pagesScreens {
+		ctx := tabs[i]
+		b.wait(ctx, "a chart of a few seconds", "Number(document.getElementById('c-delivered').dataset.points) >= 4", 5*time.Second)
+		b.wait(ctx, "every session", "document.querySelectorAll('#users li').length === 7", 5*time.Second)
+		if n := eval[int](b, ctx, "new Set([...document.querySelectorAll('.chart svg')].map((e) => Math.round(e.getBoundingClientRect().width))).size"); n != 1 {
+			t.Errorf("at %s px: the two charts have different widths", s.name)
+		}
+		// The scale's labels end left of the plot.
+		if g, l := eval[float64](b, ctx, "Number(document.getElementById('c-published').dataset.gutter)"),
+			eval[float64](b, ctx, "Number(document.getElementById('c-published').dataset.plotLeft)"); g <= 0 || g >= l {
+			t.Errorf("at %s px: the chart's labels end at %.0f px, its plot starts at %.0f px", s.name, g, l)
+		}
+		b.checkLayout(ctx, "console", s)
+		b.shot(ctx, "console-"+s.name)
+		full, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("whole-page screenshot: %v", err)
+		}
+		os.WriteFile(filepath.Join(browserShots, "console-"+s.name+"-full.png"), full, 0o644)
+		if s.width < 600 {
+			b.dark(ctx)
+			b.shot(ctx, "console-"+s.name+"-dark")
+		}
+	}
 }

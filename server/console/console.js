@@ -148,7 +148,9 @@
 
   // chart draws one figure's series over the last WINDOW seconds, in the
   // SVG's own pixels (its viewBox is its size), so lines stay thin and text
-  // unscaled at any width. The scale's labels sit in a gutter left of the
+  // unscaled at any width. Until the page has been open that long, the
+  // time axis spans what it has seen (at least 30 s, in steps of 10 s), so
+  // the first seconds already use the width. The scale's labels sit in a gutter left of the
   // plot and the time's below it: no line runs through them. The figure
   // records the plot's box and the points drawn for the tests.
   function chart(fig) {
@@ -158,11 +160,13 @@
     const key = fig.dataset.key;
     const now = Date.now();
     const shown = points.filter((p) => p.t >= now - WINDOW * 1000);
+    const seen = shown.length ? (now - shown[0].t) / 1000 : 0;
+    const span = Math.min(WINDOW, Math.max(30, Math.ceil(seen / 10) * 10));
     const max = nice(Math.max(0, ...shown.map((p) => p[key])));
     const ticks = [0, max / 2, max].map((v) => (Number.isInteger(v) ? v.toLocaleString() : v.toFixed(1)));
     const gutter = 8 + 7 * Math.max(...ticks.map((s) => s.length));
     const top = 8, bottom = h - 20, left = gutter + 6, right = w - 4;
-    const x = (t) => left + (right - left) * (1 - (now - t) / (WINDOW * 1000));
+    const x = (t) => left + (right - left) * (1 - (now - t) / (span * 1000));
     const y = (v) => bottom - (bottom - top) * v / max;
 
     const kids = [];
@@ -171,7 +175,8 @@
       kids.push(svgEl('line', { class: i === 0 ? 'axis' : 'grid', x1: left, x2: right, y1: yy, y2: yy }));
       kids.push(svgEl('text', { class: 'tick', x: gutter, y: yy, 'text-anchor': 'end', 'dominant-baseline': 'middle' }, label));
     });
-    for (const [s, label, anchor] of [[WINDOW, '2 min ago', 'start'], [WINDOW / 2, '1 min', 'middle'], [0, 'now', 'end']]) {
+    const ago = (s) => (s % 60 === 0 ? s / 60 + ' min' : s + ' s');
+    for (const [s, label, anchor] of [[span, ago(span) + ' ago', 'start'], [span / 2, ago(span / 2), 'middle'], [0, 'now', 'end']]) {
       kids.push(svgEl('text', { class: 'tick', x: x(now - s * 1000), y: h - 4, 'text-anchor': anchor }, label));
     }
     // One path per run of points without a gap (a paused tab, a failed
@@ -196,6 +201,7 @@
     svg.setAttribute('viewBox', '0 0 ' + w + ' ' + h);
     svg.replaceChildren(...kids);
     fig.dataset.points = String(shown.length);
+    fig.dataset.span = String(span);
     fig.dataset.max = String(max);
     fig.dataset.plotLeft = String(left);
     fig.dataset.gutter = String(gutter);
@@ -302,6 +308,7 @@
 
   // --- sessions ---
   const KINDS = { multipart: 'multipart', sse: 'SSE', websocket: 'WebSocket' };
+  const SHOWN = 50; // sessions drawn per user; "log out all" still ends every one
   let sessionsKey = '';
 
   function sessions(d) {
@@ -345,7 +352,8 @@
         head.appendChild(el('span', 'note', 'no user to log out'));
       }
       const ul = el('ul', 'sessions');
-      for (const s of ss) ul.appendChild(sessionItem(u, s));
+      for (const s of ss.slice(0, SHOWN)) ul.appendChild(sessionItem(u, s));
+      if (ss.length > SHOWN) ul.appendChild(el('li', 'more note', 'and ' + (ss.length - SHOWN).toLocaleString() + ' more, the newest'));
       box.append(head, ul);
       out.push(box);
     }
