@@ -22,13 +22,18 @@ import (
 	"github.com/msgbus/msgbus/server/console"
 )
 
-// consoleURL is the address of the console for as. The admin listener
-// serves it (console.Handler under "GET /"); until it does, a same-origin
-// front serves console.Handler and passes everything else to the admin
-// listener, as the admin mux does.
-func consoleURL(t *testing.T, as *adminServer) string {
+// consoleURL is the address of the console for as, whose --admin-token
+// is adminToken ("" for none). The admin listener serves it
+// (console.Handler under "GET /"); until it does, a same-origin front
+// serves console.Handler and passes everything else to the admin listener,
+// as the admin mux does.
+func consoleURL(t *testing.T, as *adminServer, adminToken string) string {
 	t.Helper()
-	code, body, err := as.tryGet("/console/console.js", "")
+	auth := ""
+	if adminToken != "" {
+		auth = "Bearer " + adminToken
+	}
+	code, body, err := as.tryGet("/console/console.js", auth)
 	if err == nil && code == http.StatusOK && strings.Contains(body, "/admin/channels") {
 		return "http://" + as.adminAddr + "/"
 	}
@@ -108,7 +113,7 @@ func TestConsoleBrowserShowsChannelsMovingAndLogsOutASession(t *testing.T) {
 
 	b := newBrowser(t)
 	ctx := b.ctx
-	b.run(ctx, "opening the console", chromedp.Navigate(consoleURL(t, as)))
+	b.run(ctx, "opening the console", chromedp.Navigate(consoleURL(t, as, "")))
 	b.wait(ctx, "the first poll", consoleLive, 5*time.Second)
 	b.wait(ctx, "console/demo with 3 subscribers", consoleCell("console/demo", 1)+" === '3'", 5*time.Second)
 	b.wait(ctx, "alice's two sessions", "document.querySelectorAll('#users .user[data-user=alice] li').length === 2", 5*time.Second)
@@ -190,7 +195,7 @@ func TestConsoleBrowserPausesInAHiddenTab(t *testing.T) {
 	as := startAdmin(t, Config{})
 	b := newBrowser(t)
 	ctx := b.ctx
-	b.run(ctx, "opening the console", chromedp.Navigate(consoleURL(t, as)))
+	b.run(ctx, "opening the console", chromedp.Navigate(consoleURL(t, as, "")))
 	b.wait(ctx, "the first poll", consoleLive, 5*time.Second)
 	eval[bool](b, ctx, `(() => {
 		window.polls = 0;
@@ -217,7 +222,14 @@ func TestConsoleBrowserAsksForTheAdminTokenOnce(t *testing.T) {
 	as := startAdmin(t, Config{AdminToken: "operators-only"})
 	b := newBrowser(t)
 	ctx := b.ctx
-	u := consoleURL(t, as)
+	u := consoleURL(t, as, "operators-only")
+	// A browser sends no bearer token with a navigation: the page and its
+	// assets are served without it, and only the API asks for it.
+	for _, p := range []string{"/", "/console/console.js", "/console/console.css", "/_msgbus/ui.css"} {
+		if code, _, err := as.tryGet(p, ""); strings.HasPrefix(u, "http://"+as.adminAddr) && (err != nil || code != http.StatusOK) {
+			t.Errorf("GET %s without the admin token = %d %v, want 200: the page must load before it can ask for the token", p, code, err)
+		}
+	}
 	b.run(ctx, "opening the console", chromedp.Navigate(u))
 	b.wait(ctx, "the token form", "!document.getElementById('auth').hidden", 5*time.Second)
 	if got := eval[string](b, ctx, text("#status")); got != "token needed" {

@@ -354,7 +354,7 @@ func TestPagesConsoleAtBothWidths(t *testing.T) {
 	tabs := make([]context.Context, len(pagesScreens))
 	for i, s := range pagesScreens {
 		tabs[i] = b.tabAt(s)
-		b.run(tabs[i], "opening the console", chromedp.Navigate(consoleURL(t, as)))
+		b.run(tabs[i], "opening the console", chromedp.Navigate(consoleURL(t, as, "")))
 		b.wait(tabs[i], "the first poll", consoleLive, 5*time.Second)
 	}
 	// About five seconds of messages at a rising rate, to news and the chat.
