@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/msgbus/msgbus/server/console"
 )
 
 // DefaultAdminAllow is who the admin listener serves when Config.AdminAllow
@@ -114,7 +116,9 @@ func parseCIDRs(list []string) ([]netip.Prefix, error) {
 
 // guard serves a request only from an allowed peer address (403 otherwise)
 // and, with a token set, with "Authorization: Bearer <token>" (401
-// otherwise). The address is the TCP peer's: a proxy's X-Forwarded-For is
+// otherwise), but for the console's page and files: a browser cannot send
+// the token when it opens a page, so the page asks for it and sends it
+// with each API request it makes. The address is the TCP peer's: a proxy's X-Forwarded-For is
 // never believed.
 func (a *admin) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -122,7 +126,7 @@ func (a *admin) guard(next http.Handler) http.Handler {
 			adminText(w, http.StatusForbidden, "forbidden: "+r.RemoteAddr+" is not in --admin-allow")
 			return
 		}
-		if a.hasToken && !a.tokenOK(r.Header.Get("Authorization")) {
+		if a.hasToken && !console.Public(r) && !a.tokenOK(r.Header.Get("Authorization")) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="msgbus admin"`)
 			adminText(w, http.StatusUnauthorized, "unauthorized: want Authorization: Bearer <--admin-token>")
 			return

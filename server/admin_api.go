@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/msgbus/msgbus/multipart"
+	"github.com/msgbus/msgbus/server/console"
 	"github.com/msgbus/msgbus/server/message"
 	"github.com/msgbus/msgbus/server/token"
 )
@@ -27,10 +28,12 @@ func (a *admin) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/users/{user}/sessions", a.listSessions)
 	mux.HandleFunc("DELETE /admin/users/{user}/sessions", a.sessionCommand("end"))
 	mux.HandleFunc("DELETE /admin/users/{user}/sessions/{id}", a.sessionCommand("end"))
+	mux.HandleFunc("DELETE /admin/sessions/{id}", a.sessionCommand("end")) // any session, an anonymous one too
 	mux.HandleFunc("POST /admin/sessions/{id}/bind/{channel...}", a.sessionCommand("bind"))
 	mux.HandleFunc("DELETE /admin/sessions/{id}/bind/{channel...}", a.sessionCommand("unbind"))
 	mux.HandleFunc("POST /admin/users/{user}/bind/{channel...}", a.sessionCommand("bind"))
 	mux.HandleFunc("DELETE /admin/users/{user}/bind/{channel...}", a.sessionCommand("unbind"))
+	mux.Handle("GET /", console.Handler()) // the operators' console, and 404 for anything else
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

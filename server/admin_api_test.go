@@ -86,3 +86,19 @@ func TestAdminTokensNeedASecret(t *testing.T) {
 		t.Errorf("POST /admin/tokens without --token-secret = %d, want 404", code)
 	}
 }
+
+// TestAdminEndsAnAnonymousSession: a session without a user is ended by
+// its id alone.
+func TestAdminEndsAnAnonymousSession(t *testing.T) {
+	as := startAdmin(t, Config{})
+	c := as.dial(t, "GET /msgbus/a HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.expect(string(chunkedHead))
+	d := device{c, c.Session(), &strings.Builder{}}
+	if code, _ := as.call(t, "DELETE", "/admin/sessions/"+d.session, ""); code != 204 {
+		t.Fatalf("DELETE /admin/sessions/<id> = %d, want 204", code)
+	}
+	d.ended(t)
+	if code, _ := as.call(t, "DELETE", "/admin/sessions/"+d.session, ""); code != 404 {
+		t.Errorf("ending it again = %d, want 404", code)
+	}
+}

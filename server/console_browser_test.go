@@ -9,42 +9,18 @@ package server
 
 import (
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/msgbus/msgbus/server/console"
 )
 
-// consoleURL is the address of the console for as, whose --admin-token
-// is adminToken ("" for none). The admin listener serves it
-// (console.Handler under "GET /"); until it does, a same-origin front
-// serves console.Handler and passes everything else to the admin listener,
-// as the admin mux does.
-func consoleURL(t *testing.T, as *adminServer, adminToken string) string {
+// consoleURL is the address of the console on as's admin listener.
+func consoleURL(t *testing.T, as *adminServer, _ string) string {
 	t.Helper()
-	auth := ""
-	if adminToken != "" {
-		auth = "Bearer " + adminToken
-	}
-	code, body, err := as.tryGet("/console/console.js", auth)
-	if err == nil && code == http.StatusOK && strings.Contains(body, "/admin/channels") {
-		return "http://" + as.adminAddr + "/"
-	}
-	admin, _ := url.Parse("http://" + as.adminAddr)
-	mux := http.NewServeMux()
-	mux.Handle("/admin/", httputil.NewSingleHostReverseProxy(admin))
-	mux.Handle("/", console.Handler())
-	front := httptest.NewServer(mux)
-	t.Cleanup(front.Close)
-	t.Logf("the admin listener does not serve the console yet: testing it through a front at %s", front.URL)
-	return front.URL + "/"
+	return "http://" + as.adminAddr + "/"
 }
 
 // consoleLive is true once the console's last poll succeeded.

@@ -82,6 +82,14 @@ func Handler() http.Handler {
 	return http.HandlerFunc(serve)
 }
 
+// Public reports whether r asks for the console's page or one of its
+// files, which the admin listener serves without its token (a browser
+// opening a page cannot send one); the JSON API the page calls is not.
+func Public(r *http.Request) bool {
+	_, ok := assets[r.URL.Path]
+	return ok && (r.Method == http.MethodGet || r.Method == http.MethodHead)
+}
+
 func serve(w http.ResponseWriter, r *http.Request) {
 	a, ok := assets[r.URL.Path]
 	if !ok {

@@ -347,9 +347,9 @@
         all.dataset.n = String(ss.length);
         head.appendChild(all);
       } else {
-        // The session API names sessions by their user: anonymous ones
-        // have none, so the page offers no button for them.
-        head.appendChild(el('span', 'note', 'no user to log out'));
+        // Anonymous sessions have no user to log out everywhere: each
+        // one still ends by its id.
+        head.appendChild(el('span', 'note', 'no user: end them one by one'));
       }
       const ul = el('ul', 'sessions');
       for (const s of ss.slice(0, SHOWN)) ul.appendChild(sessionItem(u, s));
@@ -383,13 +383,11 @@
     id.title = 'session id';
     chans.appendChild(id);
     li.append(top, chans);
-    if (u && u !== '.' && u !== '..') {
-      const b = el('button', 'quiet small', 'Log out');
-      b.type = 'button';
-      b.dataset.action = 'one';
-      b.title = 'end this session: its stream closes at once';
-      li.appendChild(b);
-    }
+    const b = el('button', 'quiet small', u ? 'Log out' : 'End');
+    b.type = 'button';
+    b.dataset.action = 'one';
+    b.title = 'end this session: its stream closes at once';
+    li.appendChild(b);
     return li;
   }
 
@@ -421,8 +419,10 @@
 
   async function logout(b, user, id) {
     b.disabled = true;
-    const path = '/admin/users/' + encodeURIComponent(user) + '/sessions' + (id ? '/' + encodeURIComponent(id) : '');
-    const what = id ? user + '’s session ' + id : user + ' everywhere';
+    // One session ends by its id alone (anonymous ones too); everywhere
+    // is the user's.
+    const path = id ? '/admin/sessions/' + encodeURIComponent(id) : '/admin/users/' + encodeURIComponent(user) + '/sessions';
+    const what = id ? (user ? user + '’s session ' : 'session ') + id : user + ' everywhere';
     const note = $('sessions-result');
     try {
       const res = await api('DELETE', path);
