@@ -349,7 +349,7 @@
       } else {
         // Anonymous sessions have no user to log out everywhere: each
         // one still ends by its id.
-        head.appendChild(el('span', 'note', 'no user: end them one by one'));
+        head.appendChild(el('span', 'note', 'one by one'));
       }
       const ul = el('ul', 'sessions');
       for (const s of ss.slice(0, SHOWN)) ul.appendChild(sessionItem(u, s));
