@@ -6,6 +6,15 @@
 // sender when the broker authenticated one, and when it was published.
 // Whatever other people send is shown with textContent, never as markup.
 //
+// Login mode (chatdemo/login, which serves this page and fills in the
+// msgbus-login meta): the page logs in through the backend, which checks
+// the name and gets it a token from the bus (PROTOCOL.md §8) that may post
+// to and read only the rooms joined. The page then talks to the bus at the
+// URL the backend gives, presenting the token (?token= for EventSource,
+// Authorization: Bearer for fetch), opens one stream per room (the token
+// cannot read their parent), shows each line under the bus's From, never a
+// name from the body, and gets a new token before the old one expires.
+//
 // History (server/PROTOCOL.md §6): entering a room shows its newest 50
 // lines from /history/chat/<room>, and scrolling to the top loads the 50
 // before the oldest shown (?before=<id>), as leeif/mercury's "messages
@@ -20,17 +29,25 @@
 // have yet are all older than the room's first live line, and go before
 // them.
 (() => {
-  const BASE = '/msgbus/chat';
-  const HISTORY = '/history/chat';
   const FILTER = 'type=application/json'; // anything else is not a chat line
   const PAGE = 50; // lines shown on entering a room, and loaded per scroll up
   const MAX_LIVE = 500; // kept per room as they arrive; older ones load again on scrolling up
   const RESUME_ALL = 1000; // ?last= for "everything kept" (the server caps it at --resume-max)
   const ROOM = /^[a-z0-9][a-z0-9_-]{0,31}$/;
   const $ = (id) => document.getElementById(id);
+  // The backend's session URL in login mode; '' for the anonymous chat.
+  const LOGIN = document.querySelector('meta[name="msgbus-login"]')?.content || '';
+  const RENEW_AT = 0.8; // a token is renewed once this share of its life has passed
 
-  // Per tab, so two tabs can be two people.
-  let me = sessionStorage.getItem('msgbus-chat-name') || '';
+  // Anonymous: per tab, so two tabs can be two people. Login: the name
+  // the backend gave the token.
+  let me = LOGIN ? '' : sessionStorage.getItem('msgbus-chat-name') || '';
+  // Login mode: the bus's URL ('' when the bus serves this page), the
+  // token, when it was handed out, and the rooms it may read.
+  let bus = '';
+  let token = '';
+  let minted = 0;
+  let joined = [];
   // name → {messages, ids, unread, history, loading}; history is
   // 'unloaded' (the newest page not fetched yet), 'more' (older lines are
   // kept), 'start' (none older) or 'off' (this server keeps no history).
@@ -70,7 +87,8 @@
 
   function enter(name) {
     name = name.toLowerCase();
-    if (!ROOM.test(name)) name = 'lobby';
+    if (LOGIN && !joined.includes(name)) name = joined[0];
+    else if (!ROOM.test(name)) name = 'lobby';
     current = name;
     const r = room(name);
     r.unread = 0;
@@ -84,7 +102,7 @@
     ol.scrollTop = ol.scrollHeight;
     drawOlder();
     $('text').focus();
-    if (live) loadNewest(name);
+    if (isLive(name)) loadNewest(name);
   }
 
   // --- messages ---
@@ -95,7 +113,7 @@
       li.textContent = m.text;
       return li;
     }
-    if (m.name === me && !m.from) li.className = 'mine';
+    if (LOGIN ? m.from === me : m.name === me && !m.from) li.className = 'mine';
     const time = document.createElement('time');
     time.className = 'time';
     time.dateTime = m.time.toISOString();
@@ -107,11 +125,12 @@
     li.style.setProperty('--hue', hue(m.from || m.name));
     li.append(time, who);
     if (m.from) {
-      // The broker's From: the user who logged in with -s, not forgeable.
+      // The broker's From: the user who logged in (-s, or the token's
+      // sub), not forgeable. In login mode it is the name shown.
       const v = document.createElement('span');
       v.className = 'verified';
       v.title = 'logged in as ' + m.from;
-      v.textContent = '✔ ' + m.from;
+      v.textContent = LOGIN ? '✔' : '✔ ' + m.from;
       li.appendChild(v);
     }
     const text = document.createElement('span');
@@ -210,7 +229,7 @@
     const q = new URLSearchParams(FILTER);
     q.set('limit', String(PAGE));
     if (before) q.set('before', before);
-    const res = await fetch(HISTORY + '/' + encodeURIComponent(name) + '?' + q, { cache: 'no-store' });
+    const res = await busFetch('/history/chat/' + encodeURIComponent(name) + '?' + q, { cache: 'no-store' });
     if (res.status === 404) return null;
     if (!res.ok) throw new Error(res.status + ' ' + (await res.text()).trim());
     const p = await res.json();
@@ -261,7 +280,7 @@
     if (oldest) load(name, oldest.id);
     else {
       r.history = 'unloaded';
-      if (live) loadNewest(name);
+      if (isLive(name)) loadNewest(name);
     }
   }
 
@@ -278,14 +297,21 @@
     if (!ROOM.test(name)) return null;
     let body;
     try { body = JSON.parse(e.body); } catch { return null; }
-    if (!body || typeof body.name !== 'string' || typeof body.text !== 'string') return null;
+    if (!body || typeof body.text !== 'string') return null;
+    const from = typeof e.from === 'string' ? e.from : '';
+    // In login mode the name is the bus's From, whatever the body says.
+    let who = from || 'anonymous';
+    if (!LOGIN) {
+      if (typeof body.name !== 'string') return null;
+      who = body.name.slice(0, 40) || '?';
+    }
     const time = new Date(e.time);
     return {
       room: name,
       m: {
         id: typeof e.id === 'string' ? e.id : String(e.id ?? ''),
-        name: body.name.slice(0, 40) || '?', text: body.text.slice(0, 2000),
-        from: typeof e.from === 'string' ? e.from : '', time: isNaN(time) ? new Date() : time,
+        name: who, text: body.text.slice(0, 2000),
+        from, time: isNaN(time) ? new Date() : time,
       },
     };
   }
@@ -302,11 +328,17 @@
   }
 
   async function send(text) {
-    const res = await fetch(BASE + '/' + encodeURIComponent(current), {
+    const path = '/msgbus/chat/' + encodeURIComponent(current);
+    const post = () => busFetch(path, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', 'Idempotency-Key': keyFor(text) },
-      body: JSON.stringify({ name: me, text }),
+      // In login mode the bus says who sent it (From): the body need not.
+      body: JSON.stringify(LOGIN ? { text } : { name: me, text }),
     });
+    let res = await post();
+    // An expired token (a laptop that slept past its renewal): renew, and
+    // send once more with the new one.
+    if (LOGIN && res.status === 401 && await renew(true)) res = await post();
     if (!res.ok) throw new Error(res.status + ' ' + (await res.text()).trim());
     draft = { text: '', key: '' };
   }
@@ -317,6 +349,17 @@
     $('status').textContent = text;
   }
 
+  // busFetch fetches a path on the bus: here when the bus serves this page,
+  // and in login mode at the bus's URL with the token.
+  function busFetch(path, init = {}) {
+    if (!LOGIN) return fetch(path, init);
+    return fetch(bus + path, { ...init, headers: { ...init.headers, Authorization: 'Bearer ' + token } });
+  }
+
+  // A feed is one EventSource and where it is. The anonymous chat has one,
+  // on chat, which receives every room; login mode one per room joined, on
+  // chat/<room>, since its token may read those rooms and not their parent.
+  //
   // Every stream starts where the page's lines end, with nothing between:
   // ?since=<the last id the page has>. Before the first event, that is the
   // newest line history keeps, asked before the first stream opens; when
@@ -324,84 +367,302 @@
   // what was said after that question. The page reconnects by itself
   // rather than leave it to EventSource, which would reuse the first URL and
   // send no Last-Event-ID before a first event.
-  let es = null;
-  let live = false; // a stream is open
-  let wasLive = false;
-  let cursor = ''; // the id of the newest line the page has
-  let noneKept = false; // no id, and history kept none of ours when asked: all it keeps now is new
+  const feeds = new Map(); // '' (every room) or a room → its feed
   let historyOn = true; // false on a server without /history: streams start live
-  let retry = 1000;
 
-  function streamURL() {
-    const q = new URLSearchParams(FILTER);
-    q.set('envelope', 'json');
-    if (cursor) q.set('since', cursor);
-    else if (noneKept) q.set('last', String(RESUME_ALL));
-    return BASE + '?' + q;
+  function feed(r) {
+    let f = feeds.get(r);
+    if (!f) {
+      f = {
+        room: r, es: null, timer: 0, retry: 1000,
+        live: false, // a stream is open
+        wasLive: false,
+        quiet: false, // reopening with a new token: no "reconnected"
+        cursor: '', // the id of the newest line the feed has
+        noneKept: false, // no id, and history kept none of ours when asked: all it keeps now is new
+      };
+      feeds.set(r, f);
+    }
+    return f;
   }
 
-  // where sets cursor to the newest line history keeps, or noneKept when
-  // it keeps none; it returns false when the server has no history.
-  async function where() {
-    const res = await fetch(HISTORY + '?' + FILTER + '&limit=1', { cache: 'no-store' });
+  const channelOf = (f) => (f.room ? 'chat/' + f.room : 'chat');
+  const covers = (f, name) => f.room === '' || f.room === name;
+
+  // isLive reports whether a stream that receives room name is open.
+  function isLive(name) {
+    for (const f of feeds.values()) if (f.live && covers(f, name)) return true;
+    return false;
+  }
+
+  function drawStatus() {
+    const all = [...feeds.values()];
+    if (all.length > 0 && all.every((f) => f.live)) status('live', 'connected');
+    else status('connecting', all.some((f) => f.wasLive) ? 'reconnecting…' : 'connecting…');
+  }
+
+  function streamURL(f) {
+    const q = new URLSearchParams(FILTER);
+    q.set('envelope', 'json');
+    if (f.cursor) q.set('since', f.cursor);
+    else if (f.noneKept) q.set('last', String(RESUME_ALL));
+    if (LOGIN) q.set('token', token);
+    return bus + '/msgbus/' + channelOf(f) + '?' + q;
+  }
+
+  // where sets a feed's cursor to the newest line history keeps, or
+  // noneKept when it keeps none; it returns false when the server has no
+  // history.
+  async function where(f) {
+    const res = await busFetch('/history/' + channelOf(f) + '?' + FILTER + '&limit=1', { cache: 'no-store' });
     if (res.status === 404) return false;
     if (!res.ok) throw new Error(res.status + ' ' + (await res.text()).trim());
     const p = await res.json();
     const newest = Array.isArray(p.messages) ? p.messages[p.messages.length - 1] : null;
-    if (newest && newest.id) cursor = String(newest.id);
-    else noneKept = true;
+    if (newest && newest.id) f.cursor = String(newest.id);
+    else f.noneKept = true;
     return true;
   }
 
-  function again() {
-    live = false;
-    status('connecting', wasLive ? 'reconnecting…' : 'connecting…');
-    setTimeout(connect, retry);
-    retry = Math.min(retry * 2, 10000);
+  function again(f) {
+    f.live = false;
+    drawStatus();
+    clearTimeout(f.timer);
+    f.timer = setTimeout(() => connect(f), f.retry);
+    f.retry = Math.min(f.retry * 2, 10000);
   }
 
-  async function connect() {
-    if (!cursor && !noneKept && historyOn) {
+  async function connect(f) {
+    if (feeds.get(f.room) !== f) return; // left meanwhile
+    if (LOGIN) {
+      // A stream that broke may have met its token's end: get a new one
+      // (which also finds out whether this browser is still logged in).
       try {
-        historyOn = await where();
+        if (!(await renew(false))) return;
       } catch {
-        again(); // the server is away: ask again with the next try
+        again(f); // the backend is away: ask again with the next try
+        return;
+      }
+      if (feeds.get(f.room) !== f) return;
+    }
+    if (!f.cursor && !f.noneKept && historyOn) {
+      try {
+        historyOn = await where(f);
+      } catch {
+        again(f); // the server is away: ask again with the next try
         return;
       }
     }
-    const s = new EventSource(streamURL());
-    es = s;
+    open(f);
+  }
+
+  function open(f) {
+    const s = new EventSource(streamURL(f));
+    f.es = s;
+    const inFeed = (ch) => ch === channelOf(f) || ch.startsWith(channelOf(f) + '/');
     s.onopen = () => {
-      live = true;
-      retry = 1000;
-      status('live', 'connected');
-      if (wasLive && current) add(current, { system: true, text: 'reconnected' });
-      wasLive = true;
-      if (current) loadNewest(current);
+      if (f.es !== s) return;
+      const back = f.wasLive && !f.quiet;
+      f.live = true;
+      f.wasLive = true;
+      f.quiet = false;
+      f.retry = 1000;
+      drawStatus();
+      if (back && current && covers(f, current)) add(current, { system: true, text: 'reconnected' });
+      if (current && covers(f, current)) loadNewest(current);
     };
     s.onmessage = (ev) => {
-      if (ev.lastEventId) {
-        cursor = ev.lastEventId;
-        noneKept = false;
+      if (f.es !== s) return;
+      let e = null;
+      try { e = JSON.parse(ev.data); } catch { /* not ours */ }
+      // Only the feed's own channels move its cursor: a line to the
+      // user's address (login mode) may come out of their order.
+      if (ev.lastEventId && (!LOGIN || (e && typeof e.channel === 'string' && inFeed(e.channel)))) {
+        f.cursor = ev.lastEventId;
+        f.noneKept = false;
       }
-      let e;
-      try { e = JSON.parse(ev.data); } catch { return; }
+      if (LOGIN && e && e.channel === '@' + me) {
+        personal(e);
+        return;
+      }
       const c = fromEnvelope(e);
       if (c) add(c.room, c.m);
     };
     s.onerror = () => {
       s.close();
-      if (es !== s) return;
-      es = null;
-      again();
+      if (f.es !== s) return;
+      f.es = null;
+      again(f);
     };
   }
 
+  // stop ends a feed for good.
+  function stop(f) {
+    clearTimeout(f.timer);
+    if (f.es) f.es.close();
+    f.es = null;
+    f.live = false;
+  }
+
+  // syncFeeds opens the feeds the page needs and ends the others.
+  function syncFeeds() {
+    const want = LOGIN ? joined : [''];
+    for (const [r, f] of feeds) {
+      if (!want.includes(r)) {
+        stop(f);
+        feeds.delete(r);
+      }
+    }
+    for (const r of want) if (!feeds.has(r)) connect(feed(r));
+    drawStatus();
+  }
+
+  // --- login mode: the backend and the token ---
+  // backend calls the backend's session API; it answers the session
+  // ({user, rooms, offered, bus, token, expires_in}) or {error}.
+  async function backend(method, body) {
+    const init = { method, cache: 'no-store' };
+    if (body) {
+      init.headers = { 'Content-Type': 'application/json' };
+      init.body = JSON.stringify(body);
+    }
+    const res = await fetch(LOGIN, init);
+    let s = null;
+    try { s = await res.json(); } catch { /* not JSON */ }
+    if (!res.ok) throw new Error((s && s.error) || res.status + ' ' + res.statusText);
+    return s;
+  }
+
+  let renewTimer = 0;
+  let renewing = null;
+
+  // renew gets a new token from the backend (unless the one the page has
+  // is a few seconds old and force is false) and reports whether this
+  // browser is still logged in; it rejects when the backend is away.
+  function renew(force) {
+    if (!force && token && Date.now() - minted < 5000) return Promise.resolve(true);
+    renewing ??= (async () => {
+      try {
+        const s = await backend('GET');
+        if (!s.user) {
+          loggedOut(s.note || 'Your session ended: log in again.');
+          return false;
+        }
+        useSession(s);
+        return true;
+      } finally {
+        renewing = null;
+      }
+    })();
+    return renewing;
+  }
+
+  function scheduleRenew(ms) {
+    clearTimeout(renewTimer);
+    renewTimer = setTimeout(() => renew(true).catch(() => scheduleRenew(5000)), ms);
+  }
+
+  // useSession takes the backend's answer: the name, the rooms, a new
+  // token. Open streams switch to it at once, from where they are, so
+  // none is cut when the old token expires.
+  function useSession(s) {
+    me = s.user;
+    bus = String(s.bus || '').replace(/\/+$/, '');
+    token = s.token;
+    minted = Date.now();
+    joined = s.rooms;
+    offer(s.offered);
+    scheduleRenew(Math.max(1000, (s.expires_in || 60) * 1000 * RENEW_AT));
+    if (!started) return;
+    $('me').textContent = 'as ' + me;
+    for (const r of [...rooms.keys()]) if (!joined.includes(r)) rooms.delete(r);
+    for (const r of joined) room(r);
+    drawRooms();
+    for (const f of feeds.values()) {
+      if (!f.es || !f.live) continue;
+      f.es.close();
+      f.quiet = true;
+      open(f);
+    }
+    syncFeeds();
+    if (!joined.includes(current)) enter(joined[0]);
+  }
+
+  // offer lists the rooms one may join, on the login form and for the
+  // join form's suggestions.
+  function offer(list) {
+    if (!Array.isArray(list)) return;
+    const box = $('offered');
+    if (box.childElementCount === 0) {
+      // At most 4 ticked, the most the backend lets one join (MaxJoined).
+      for (const [i, r] of list.entries()) {
+        const label = document.createElement('label');
+        label.className = 'check';
+        const input = document.createElement('input');
+        input.type = 'checkbox';
+        input.value = r;
+        input.checked = i < 4;
+        label.append(input, '#' + r);
+        box.appendChild(label);
+      }
+    }
+    $('room-list').replaceChildren(...list.map((r) => Object.assign(document.createElement('option'), { value: r })));
+  }
+
+  // personal shows a message to the user's address (@name), which an
+  // operator or a backend sends, once, as a note in the current room.
+  const personalIds = new Set();
+  function personal(e) {
+    if (!current || personalIds.has(e.id) || e.encoding !== 'utf-8') return;
+    personalIds.add(e.id);
+    let text = e.body;
+    try {
+      const b = JSON.parse(e.body);
+      if (b && typeof b.text === 'string') text = b.text;
+    } catch { /* plain text */ }
+    add(current, { system: true, text: (e.from || 'the bus') + ' to you: ' + String(text).slice(0, 2000) });
+  }
+
+  function loginError(text) {
+    $('login-error').textContent = text;
+    $('login-error').hidden = !text;
+  }
+
+  // loggedOut ends the chat and shows the login form, saying why.
+  function loggedOut(note) {
+    for (const f of feeds.values()) stop(f);
+    feeds.clear();
+    clearTimeout(renewTimer);
+    token = '';
+    joined = [];
+    rooms.clear();
+    current = null;
+    started = false;
+    $('chat').hidden = true;
+    $('logout').hidden = true;
+    $('login').hidden = false;
+    $('me').textContent = '';
+    status('', '');
+    loginError(note);
+  }
+
   // --- forms ---
-  $('login').addEventListener('submit', (e) => {
+  $('login').addEventListener('submit', async (e) => {
     e.preventDefault();
     const name = $('name').value.trim();
     if (!name) return;
+    if (LOGIN) {
+      const rooms = [...document.querySelectorAll('#offered input:checked')].map((i) => i.value);
+      loginError('');
+      try {
+        useSession(await backend('POST', { name, rooms }));
+      } catch (err) {
+        loginError(err.message);
+        return;
+      }
+      start();
+      return;
+    }
     me = name.slice(0, 40);
     sessionStorage.setItem('msgbus-chat-name', me);
     start();
@@ -420,12 +681,21 @@
     if (open) $('room').focus();
   });
 
-  $('join').addEventListener('submit', (e) => {
+  $('join').addEventListener('submit', async (e) => {
     e.preventDefault();
     const name = $('room').value.trim().toLowerCase();
     if (!ROOM.test(name)) return;
     $('room').value = '';
     joining(false);
+    if (LOGIN && !joined.includes(name)) {
+      // A room more is a token with one right more: the backend's call.
+      try {
+        useSession(await backend('POST', { name: me, rooms: [...joined, name] }));
+      } catch (err) {
+        if (current) add(current, { system: true, text: 'not joined: ' + err.message });
+        return;
+      }
+    }
     room(name);
     enter(name);
   });
@@ -439,6 +709,7 @@
     try {
       await send(text);
     } catch (err) {
+      if (!current) return; // logged out meanwhile
       add(current, { system: true, text: 'not sent: ' + err.message });
       input.value = text;
     }
@@ -448,21 +719,59 @@
     try { return decodeURIComponent(location.hash.slice(1)); } catch { return ''; }
   }
 
-  window.addEventListener('hashchange', () => enter(hashRoom()));
+  window.addEventListener('hashchange', () => {
+    if (started) enter(hashRoom());
+  });
+
+  $('logout').addEventListener('click', async () => {
+    try {
+      await fetch(LOGIN, { method: 'DELETE' });
+    } catch { /* the backend forgets us anyway when the token runs out */ }
+    loggedOut('');
+  });
 
   let started = false;
   function start() {
+    started = true;
     $('login').hidden = true;
     $('chat').hidden = false;
     $('me').textContent = 'as ' + me;
-    room('lobby');
-    room('random');
-    enter(hashRoom() || 'lobby');
-    if (!started) {
-      started = true;
-      connect();
+    if (LOGIN) {
+      $('logout').hidden = false;
+      for (const r of joined) room(r);
+    } else {
+      room('lobby');
+      room('random');
     }
+    enter(hashRoom() || (LOGIN ? joined[0] : 'lobby'));
+    syncFeeds();
   }
 
-  if (me) start();
+  if (LOGIN) {
+    // The form asks for rooms too, and waits for the backend to say
+    // whether this browser is logged in already.
+    document.body.classList.add('login');
+    $('anon-note').hidden = true;
+    $('login-note').hidden = false;
+    $('pick').hidden = false;
+    $('login').hidden = true;
+    Object.assign($('name'), { maxLength: 24, pattern: '[A-Za-z0-9][A-Za-z0-9_.\\-]{0,23}',
+      title: "letters (a-z), digits, '-', '_' and '.'", autocomplete: 'username' });
+    $('room').placeholder = 'room';
+    backend('GET').then((s) => {
+      if (s.user) {
+        useSession(s);
+        start();
+        return;
+      }
+      offer(s.offered);
+      $('login').hidden = false;
+      $('name').focus();
+      if (s.note) loginError(s.note);
+    }, (err) => {
+      $('login').hidden = false;
+      loginError("The chat's backend: " + err.message);
+    });
+  } else if (me) start();
 })();
+

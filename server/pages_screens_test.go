@@ -11,6 +11,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -393,4 +394,59 @@ func TestPagesConsoleAtBothWidths(t *testing.T) {
 			b.shot(ctx, "console-"+s.name+"-dark")
 		}
 	}
+}
+
+func TestPagesChatLoginAtBothWidths(t *testing.T) {
+	cs := startChatLogin(t, time.Minute, "lobby", "random", "help")
+	b := newBrowser(t)
+	desk, phone := b.person(&pagesScreens[0]), b.person(&pagesScreens[1])
+	for i, ctx := range []context.Context{desk, phone} {
+		chatLoginForm(b, ctx, cs.page+"/#lobby", "", "lobby")
+		b.checkLayout(ctx, "chat login form", pagesScreens[i])
+		b.shot(ctx, "chatlogin-form-"+pagesScreens[i].name)
+	}
+	chatLoginAs(b, desk, cs.page+"/#lobby", "alice", "lobby", "help")
+	// A name someone holds: the form says so.
+	chatLoginForm(b, phone, cs.page+"/#lobby", "ALICE", "lobby", "random")
+	b.run(phone, "logging in as ALICE", chromedp.Click(chromedp.CSS("#login button")))
+	b.wait(phone, "the refusal", text("#login-error")+" !== ''", 5*time.Second)
+	b.checkLayout(phone, "chat login refused", pagesScreens[1])
+	b.shot(phone, "chatlogin-taken-390")
+	chatLoginAs(b, phone, cs.page+"/#lobby", "bob", "lobby", "random")
+	cs.bus.waitSubscribers(t, 4)
+
+	lines := []struct {
+		ctx  context.Context
+		text string
+	}{
+		{desk, "hi bob, this one is signed"},
+		{phone, "and the bus says it's me"},
+		{desk, "a long one: " + strings.Repeat("the name above comes from the token, not the page; ", 3)},
+		{phone, "works ✓"},
+	}
+	for i, l := range lines {
+		chatSay(b, l.ctx, l.text)
+		for _, tab := range []context.Context{desk, phone} {
+			b.wait(tab, "line "+itoa(i), chatLineCount+" === "+itoa(i+1), 5*time.Second)
+		}
+	}
+	// An operator's word to bob's address shows as a note in his room.
+	req, _ := http.NewRequest("POST", "http://"+cs.bus.adminAddr+"/admin/publish/@bob?from=ops", strings.NewReader(`{"text":"the bus restarts at noon"}`))
+	req.Header.Set("Authorization", "Bearer admin token")
+	req.Header.Set("Content-Type", "application/json")
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 204 {
+		t.Fatalf("publishing to @bob: %v %v", res, err)
+	}
+	b.wait(phone, "the note to bob", lastLine+" === 'ops to you: the bus restarts at noon'", 5*time.Second)
+
+	for i, s := range pagesScreens {
+		ctx := []context.Context{desk, phone}[i]
+		if w := eval[float64](b, ctx, "document.getElementById('messages').getBoundingClientRect().width"); w < 300 {
+			t.Errorf("at %s px the message column is %.0f px wide, want at least 300", s.name, w)
+		}
+		b.checkLayout(ctx, "chat with login", s)
+		b.shot(ctx, "chatlogin-"+s.name)
+	}
+	b.dark(phone)
+	b.shot(phone, "chatlogin-390-dark")
 }
