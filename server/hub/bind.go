@@ -59,7 +59,8 @@ func (h *Hub) Bind(s *Subscription, channel string) (bool, error) {
 	if channel == s.channel || slices.ContainsFunc(b.proxies, func(p *Subscription) bool { return p.channel == channel }) {
 		return false, nil
 	}
-	p := &Subscription{hub: h, channel: channel, format: s.format, filter: s.filter, target: s, index: -1}
+	p := &Subscription{format: s.format, filter: s.filter, target: s,
+		subscriptionRest: &subscriptionRest{hub: h, channel: channel, index: -1}}
 	sh := h.shard(channel)
 	sh.mu.Lock()
 	n := sh.nodes[channel]

@@ -190,12 +190,12 @@ func (h *Hub) Subscribe(channel string, opts SubscribeOptions) (*Subscription, e
 // newSubscription makes the subscription Subscribe or SubscribePull
 // registers.
 func (h *Hub) newSubscription(channel string, opts SubscribeOptions) *Subscription {
-	s := &Subscription{
-		hub: h, channel: channel, format: opts.Format, filter: opts.Filter,
-		max: h.cfg.MaxQueueBytes, wake: opts.Wake, dropped: opts.Dropped, name: opts.Name,
+	return &Subscription{
+		format: opts.Format, filter: opts.Filter, max: h.cfg.MaxQueueBytes, held: opts.Held,
+		subscriptionRest: &subscriptionRest{
+			hub: h, wake: opts.Wake, channel: channel, index: -1, head: opts.Head, dropped: opts.Dropped, name: opts.Name,
+		},
 	}
-	s.head, s.held, s.index = opts.Head, opts.Held, -1
-	return s
 }
 
 // admitLocked counts one more subscriber, or fails with ErrClosed after

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // testFormat is a Format that counts its Encode calls. Its frame is
@@ -859,4 +860,17 @@ func TestReplayedMessageFannedOutAfterStartIsNotDuplicated(t *testing.T) {
 	}
 	pub(h, &message.Message{Channel: "w", Body: []byte("next")})
 	wantFrames(t, ts, "f-:r", "f-:next")
+}
+
+// TestSubscriptionIsTwoCacheLines: a Subscription, what every delivery
+// reads, is 128 bytes, a size class whose objects start on 64-byte
+// boundaries (see the struct's comment).
+func TestSubscriptionIsTwoCacheLines(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the layout is planned for 64-bit platforms")
+	}
+	var s Subscription
+	if size := unsafe.Sizeof(s); size > 128 {
+		t.Errorf("a Subscription has %d bytes, want at most 128: move what deliveries do not read to subscriptionRest", size)
+	}
 }

@@ -30,25 +30,40 @@ var (
 // frames waiting to be written. The hub appends to the queue; one taker at a
 // time (the subscriber's writer) drains it with Take.
 type Subscription struct {
-	hub     *Hub
-	channel string          // "" is the root
-	format  message.Format  // copied here so the fan-out reads plain fields
-	filter  *message.Filter // nil passes everything
-	node    *node           // set once by Subscribe; nil for a puller
-	index   int             // position in node.subs, -1 once out; node.mu must be held
+	// What every delivery reads, and the rest behind a pointer, in 128
+	// bytes: a size class whose objects are two whole cache lines. The
+	// fan-out to 10,000 subscribers of one channel costs what their cache
+	// lines cost (BenchmarkFanOut/subs=10000: 35 ns per delivery with every
+	// field here, 29 ns now).
 	target  *Subscription   // set for a binding's proxy (bind.go): who gets what reaches it
+	filter  *message.Filter // nil passes everything
+	format  message.Format  // copied here so the fan-out reads plain fields
+	mu      sync.Mutex
+	queued  int // bytes in queue (and early)
+	max     int
+	waiting bool // the taker found the queue empty and wants a wake
+	held    bool // see subscriptionRest.early
+	queue   [][]byte
+	err     error
+	after   message.ID // set by Replay: live frames up to it are the replay's
+
+	*subscriptionRest
+}
+
+// subscriptionRest is the part of a Subscription that deliveries do not
+// read. Its fields follow the Subscription's locking: those the comments
+// do not say otherwise of are guarded by the Subscription's mu.
+type subscriptionRest struct {
+	hub     *Hub
+	wake    func() // starts a taker; never called with mu held
+	channel string // "" is the root
+	node    *node  // set once by Subscribe; nil for a puller
+	index   int    // position in node.subs, -1 once out; node.mu must be held
 
 	binds bindings                        // the proxies of s's bound channels
 	bound atomic.Pointer[[]*Subscription] // a copy of binds.proxies the fan-out reads without a lock
 
-	mu      sync.Mutex
-	head    []byte // the response head, taken before anything else
-	queue   [][]byte
-	queued  int // bytes in queue (and early)
-	max     int
-	err     error
-	waiting bool         // the taker found the queue empty and wants a wake
-	wake    func()       // starts a taker; never called with mu held
+	head    []byte       // the response head, taken before anything else
 	dropped func()       // see SubscribeOptions.Dropped
 	name    string       // how logs call it: its URL path
 	pull    *pullerState // nil but for a puller (push/pull)
@@ -58,8 +73,6 @@ type Subscription struct {
 	// held, live frames wait in early with their ids, so that those the
 	// replay also holds can be dropped: replay and live meet with no gap
 	// and no duplicate.
-	held   bool
-	after  message.ID // set by Replay: live frames up to it are the replay's
 	early  []earlyFrame
 	replay replayState
 }
