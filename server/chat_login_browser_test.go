@@ -11,7 +11,6 @@ package server
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -179,25 +178,6 @@ func authorization(headers map[string]string) (string, string) {
 	return "Authorization", ""
 }
 
-// resigned is tok with its sub changed and its signature kept.
-func resigned(t *testing.T, tok, sub string) string {
-	t.Helper()
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %q", tok)
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var claims map[string]any
-	json.Unmarshal(payload, &claims)
-	claims["sub"] = sub
-	payload, _ = json.Marshal(claims)
-	parts[1] = base64.RawURLEncoding.EncodeToString(payload)
-	return strings.Join(parts, ".")
-}
-
 func TestBrowserChatLoginEachPostsAsThemselvesOnly(t *testing.T) {
 	const ttl = 10 * time.Second // the shortest the backend allows: the page renews twice during the test
 	cs := startChatLogin(t, ttl, "lobby", "random")
@@ -255,7 +235,7 @@ func TestBrowserChatLoginEachPostsAsThemselvesOnly(t *testing.T) {
 	// more, edited again).
 	tp.set(func(url, body string, h map[string]string) (string, string, map[string]string) {
 		k, v := authorization(h)
-		h[k] = "Bearer " + resigned(t, strings.TrimPrefix(v, "Bearer "), "bob")
+		h[k] = "Bearer " + bustest.EditedToken(t, strings.TrimPrefix(v, "Bearer "), "bob")
 		return url, body, h
 	})
 	chatSay(b, alice, "as bob?")
